@@ -1,0 +1,61 @@
+# fleetops: `make demo` and `make test` set themselves up on a fresh machine
+# (Rust toolchain, Python 3 with pip, make). Tool versions: tools/requirements*.txt.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+LINT_VENV := .venv-lint
+CARGO ?= cargo
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export CARGO_TERM_COLOR ?= never
+# Tests talk to the emulator only; never to a real account.
+export AWS_EC2_METADATA_DISABLED := true
+
+.PHONY: setup build test test-rust test-emulator lint fmt-check clippy template demo package bench clean-demo
+
+setup: $(VENV)/.installed $(LINT_VENV)/.installed
+
+$(VENV)/.installed: tools/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r tools/requirements.txt
+	touch $@
+
+$(LINT_VENV)/.installed: tools/requirements-lint.txt
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet --upgrade pip
+	$(LINT_VENV)/bin/pip install --quiet -r tools/requirements-lint.txt
+	touch $@
+
+# Debug binaries: the end-to-end tests and the demo run these under cargo lambda.
+build: $(VENV)/.installed
+	$(CARGO) build --workspace --bins
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-rust: build
+	$(CARGO) test --workspace
+
+test-emulator: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q tests/emulator
+
+template: $(LINT_VENV)/.installed
+	bash tools/check-template.sh $(LINT_VENV)
+
+# Every test: formatting and lints, unit and property tests, the emulator
+# extension's own tests, end-to-end tests against it, template validation.
+test: setup fmt-check clippy test-rust test-emulator template
+
+demo: build
+	bash tools/demo.sh
+
+# Deployable arm64 artifacts (target/lambda/<function>/bootstrap), as SAM's
+# rust-cargolambda build makes them, cross-compiled with zig (the cargo-lambda
+# package brings it). Not part of `make test` (a slow release build).
+package: $(VENV)/.installed
+	rustup target add aarch64-unknown-linux-gnu
+	$(VENV)/bin/cargo-lambda lambda build --release --arm64

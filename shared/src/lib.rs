@@ -1,0 +1,9 @@
+//! fleetops: the logic behind the fleetops Lambda functions, as pure functions
+//! over plain data, plus the small adapters that make the AWS calls.
+
+pub mod aws;
+pub mod schedule;
+pub mod scheduler;
+pub mod ssm;
+
+pub use aws::error_text;

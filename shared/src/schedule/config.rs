@@ -1,0 +1,262 @@
+//! The schedules document kept in Parameter Store, read into typed, validated
+//! schedules. A broken schedule is kept as an error next to its name so that
+//! only its own instances are skipped; a broken document fails as a whole.
+
+use std::collections::BTreeMap;
+
+use jiff::tz::TimeZone;
+use serde_json::{Map, Value};
+
+use super::fields::{
+    parse_clock_time, parse_monthdays, parse_months, parse_skip_date, parse_weekdays, ClockTime,
+    MonthdayRule, SkipDate, WeekdayRule,
+};
+
+/// The whole document could not be used: nothing may change on this tick.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("schedules document is not valid JSON (line {line}, column {column}): {source}")]
+    NotJson {
+        line: usize,
+        column: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("schedules document: expected a JSON object with a \"schedules\" object, {found}")]
+    Shape { found: String },
+}
+
+/// One schedule is invalid; its instances are skipped with this as the reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("schedule \"{schedule}\": {field}: {problem}")]
+pub struct ScheduleError {
+    pub schedule: String,
+    pub field: String,
+    pub problem: String,
+}
+
+/// A period: when all of its day conditions hold, the schedule runs between
+/// `begin` and `end` (local times in the schedule's zone).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Period {
+    pub begin: Option<ClockTime>,
+    pub end: Option<ClockTime>,
+    pub weekdays: Option<Vec<WeekdayRule>>,
+    pub monthdays: Option<Vec<MonthdayRule>>,
+    /// Bit 0 = January.
+    pub months: Option<u16>,
+}
+
+impl Period {
+    /// Whether the period applies on this local date (all conditions hold).
+    pub fn matches_day(&self, date: jiff::civil::Date) -> bool {
+        self.weekdays
+            .as_ref()
+            .is_none_or(|rules| rules.iter().any(|r| r.matches(date)))
+            && self
+                .monthdays
+                .as_ref()
+                .is_none_or(|rules| rules.iter().any(|r| r.matches(date)))
+            && self
+                .months
+                .is_none_or(|mask| mask & (1 << (date.month() - 1)) != 0)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub name: String,
+    pub timezone: TimeZone,
+    pub periods: Vec<Period>,
+    pub enforced: bool,
+    pub hibernate: bool,
+    pub skip_dates: Vec<SkipDate>,
+}
+
+/// Every schedule of the document by name, valid or not.
+#[derive(Clone, Debug, Default)]
+pub struct Schedules {
+    pub by_name: BTreeMap<String, Result<Schedule, ScheduleError>>,
+}
+
+impl Schedules {
+    pub fn get(&self, name: &str) -> Option<&Result<Schedule, ScheduleError>> {
+        self.by_name.get(name)
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &ScheduleError> {
+        self.by_name.values().filter_map(|s| s.as_ref().err())
+    }
+}
+
+/// Reads the schedules document.
+pub fn parse_schedules(document: &str) -> Result<Schedules, ConfigError> {
+    let root: Value = serde_json::from_str(document).map_err(|source| ConfigError::NotJson {
+        line: source.line(),
+        column: source.column(),
+        source,
+    })?;
+    let schedules = root
+        .as_object()
+        .and_then(|o| o.get("schedules"))
+        .ok_or_else(|| ConfigError::Shape {
+            found: "found no \"schedules\" key".into(),
+        })?
+        .as_object()
+        .ok_or_else(|| ConfigError::Shape {
+            found: "found \"schedules\" that is not an object".into(),
+        })?;
+    let by_name = schedules
+        .iter()
+        .map(|(name, value)| (name.clone(), parse_schedule(name, value)))
+        .collect();
+    Ok(Schedules { by_name })
+}
+
+const SCHEDULE_FIELDS: &[&str] = &[
+    "timezone",
+    "periods",
+    "enforced",
+    "hibernate",
+    "skip_dates",
+    "description",
+];
+const PERIOD_FIELDS: &[&str] = &[
+    "begin",
+    "end",
+    "weekdays",
+    "monthdays",
+    "months",
+    "description",
+];
+
+/// Field-by-field reading so every error names its exact path
+/// (`periods[1].weekdays`), which serde's messages do not.
+fn parse_schedule(name: &str, value: &Value) -> Result<Schedule, ScheduleError> {
+    let fail = |field: &str, problem: String| ScheduleError {
+        schedule: name.to_string(),
+        field: field.to_string(),
+        problem,
+    };
+    let object = value
+        .as_object()
+        .ok_or_else(|| fail("(schedule)", format!("expected an object, found {}", kind(value))))?;
+    reject_unknown(object, SCHEDULE_FIELDS).map_err(|(f, p)| fail(&f, p))?;
+
+    let timezone = match object.get("timezone") {
+        None | Some(Value::Null) => TimeZone::UTC,
+        Some(Value::String(tz)) => TimeZone::get(tz).map_err(|_| {
+            fail(
+                "timezone",
+                format!("unknown time zone \"{tz}\"; expected an IANA name such as \"Asia/Seoul\" or \"Europe/Berlin\""),
+            )
+        })?,
+        Some(other) => return Err(fail("timezone", format!("expected a string, found {}", kind(other)))),
+    };
+    let enforced = optional_bool(object, "enforced").map_err(|p| fail("enforced", p))?;
+    let hibernate = optional_bool(object, "hibernate").map_err(|p| fail("hibernate", p))?;
+
+    let periods_value = object
+        .get("periods")
+        .ok_or_else(|| fail("periods", "is missing; expected a list of periods".into()))?;
+    let periods_list = periods_value
+        .as_array()
+        .ok_or_else(|| fail("periods", format!("expected a list, found {}", kind(periods_value))))?;
+    if periods_list.is_empty() {
+        return Err(fail(
+            "periods",
+            "is empty; a schedule needs at least one period (to keep instances stopped, use the ScheduleOverride tag)".into(),
+        ));
+    }
+    let periods = periods_list
+        .iter()
+        .enumerate()
+        .map(|(i, p)| parse_period(p).map_err(|(f, problem)| fail(&format!("periods[{i}].{f}"), problem)))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let skip_dates = match object.get("skip_dates") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let field = format!("skip_dates[{i}]");
+                item.as_str()
+                    .ok_or_else(|| fail(&field, format!("expected a string, found {}", kind(item))))
+                    .and_then(|s| parse_skip_date(s).map_err(|p| fail(&field, p)))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(fail("skip_dates", format!("expected a list, found {}", kind(other)))),
+    };
+
+    Ok(Schedule {
+        name: name.to_string(),
+        timezone,
+        periods,
+        enforced,
+        hibernate,
+        skip_dates,
+    })
+}
+
+fn parse_period(value: &Value) -> Result<Period, (String, String)> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| (String::new(), format!("expected an object, found {}", kind(value))))?;
+    reject_unknown(object, PERIOD_FIELDS)?;
+    let text = |field: &str| -> Result<Option<&str>, (String, String)> {
+        match object.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(other) => Err((field.into(), format!("expected a string, found {}", kind(other)))),
+        }
+    };
+    let begin = text("begin")?.map(parse_clock_time).transpose().map_err(at("begin"))?;
+    let end = text("end")?.map(parse_clock_time).transpose().map_err(at("end"))?;
+    if let (Some(b), Some(e)) = (begin, end) {
+        if b == e {
+            return Err(("end".into(), format!("equals begin ({b}); a period must have a length")));
+        }
+    }
+    Ok(Period {
+        begin,
+        end,
+        weekdays: text("weekdays")?.map(parse_weekdays).transpose().map_err(at("weekdays"))?,
+        monthdays: text("monthdays")?.map(parse_monthdays).transpose().map_err(at("monthdays"))?,
+        months: text("months")?.map(parse_months).transpose().map_err(at("months"))?,
+    })
+}
+
+/// Attaches a field name to a problem.
+fn at(field: &'static str) -> impl Fn(String) -> (String, String) {
+    move |problem| (field.to_string(), problem)
+}
+
+fn reject_unknown(object: &Map<String, Value>, known: &[&str]) -> Result<(), (String, String)> {
+    match object.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err((
+            unknown.clone(),
+            format!("unknown field; expected one of {}", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn optional_bool(object: &Map<String, Value>, field: &str) -> Result<bool, String> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(format!("expected true or false, found {}", kind(other))),
+    }
+}
+
+fn kind(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => format!("string \"{s}\""),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}

@@ -1,0 +1,17 @@
+//! instance-scheduler: stops and starts tagged EC2 instances on schedules.
+
+pub mod ec2;
+mod instance;
+mod plan;
+mod settings;
+mod tick;
+
+pub use instance::{Instance, InstanceState, StateReason};
+pub use plan::{
+    plan_tick, Action, Failed, PlannedAction, PlannedMark, Skipped, TickPlan, APPLIED_TAG, ASG_TAG, OVERRIDE_TAG,
+};
+pub use settings::{parse_flag, parse_tick_event, EnvError, EventError, SchedulerSettings, TickRequest};
+pub use tick::{run_tick, RegionClient, TickError, TickSummary};
+
+#[cfg(test)]
+mod plan_tests;

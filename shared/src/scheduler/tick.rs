@@ -1,0 +1,208 @@
+//! One scheduler tick against AWS: read the schedules and the tagged fleet,
+//! plan, act (unless dry run), and summarise.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::ec2::{change_state, describe_scheduled_instances, record_applied, DescribeError, StateChange};
+use super::plan::{plan_tick, Action, Failed, Skipped, TickPlan, APPLIED_TAG};
+use super::settings::{SchedulerSettings, TickRequest};
+use crate::schedule::{parse_schedules, ConfigError};
+use crate::ssm::{get_parameter, ParameterError};
+
+/// An EC2 client for one of the regions the scheduler acts on.
+#[derive(Clone, Debug)]
+pub struct RegionClient {
+    pub region: String,
+    pub ec2: aws_sdk_ec2::Client,
+}
+
+/// The invocation's result, as the contract spells it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TickSummary {
+    pub time: String,
+    pub dry_run: bool,
+    pub started: Vec<String>,
+    pub stopped: Vec<String>,
+    pub skipped: Vec<Skipped>,
+    pub failed: Vec<Failed>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error(transparent)]
+    Parameter(#[from] ParameterError),
+    #[error("schedules parameter {parameter}: {source}")]
+    Config {
+        parameter: String,
+        #[source]
+        source: ConfigError,
+    },
+    /// Regions whose fleet could not be read; the others were handled.
+    #[error("{} region(s) could not be read, the rest was handled: {}", .failures.len(), .failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Regions {
+        failures: Vec<DescribeError>,
+        summary: Box<TickSummary>,
+    },
+}
+
+/// Runs one tick. A missing or unreadable schedules document fails before
+/// anything is read from or done to EC2.
+pub async fn run_tick(
+    ssm: &aws_sdk_ssm::Client,
+    regions: &[RegionClient],
+    settings: &SchedulerSettings,
+    request: TickRequest,
+) -> Result<TickSummary, TickError> {
+    let document = get_parameter(ssm, &settings.schedules_parameter).await?;
+    let schedules = parse_schedules(&document).map_err(|source| TickError::Config {
+        parameter: settings.schedules_parameter.clone(),
+        source,
+    })?;
+    for invalid in schedules.errors() {
+        tracing::warn!(schedule = %invalid.schedule, field = %invalid.field, problem = %invalid.problem, "invalid schedule; its instances are skipped");
+    }
+
+    let reads = join_all(
+        regions
+            .iter()
+            .map(|r| describe_scheduled_instances(&r.ec2, &r.region, &settings.schedule_tag)),
+    )
+    .await;
+    let mut instances = Vec::new();
+    let mut failures = Vec::new();
+    for read in reads {
+        match read {
+            Ok(found) => instances.extend(found),
+            Err(error) => {
+                tracing::error!(region = %error.region, error = %error, "could not read the fleet of a region");
+                failures.push(error);
+            }
+        }
+    }
+
+    let plan = plan_tick(&instances, &schedules, &settings.schedule_tag, request.now);
+    let dry_run = request.dry_run || settings.dry_run;
+    let mut summary = TickSummary {
+        time: request.now.to_string(),
+        dry_run,
+        skipped: plan.skipped.clone(),
+        failed: plan.failed.clone(),
+        ..TickSummary::default()
+    };
+    for skipped in &plan.skipped {
+        tracing::info!(instance_id = %skipped.instance_id, action = "skip", result = "skipped", reason = %skipped.reason);
+    }
+    for failed in &plan.failed {
+        tracing::warn!(instance_id = %failed.instance_id, action = "start", result = "failed", error = %failed.error);
+    }
+
+    if dry_run {
+        for action in &plan.actions {
+            let (name, list) = match action.action {
+                Action::Start => ("start", &mut summary.started),
+                Action::Stop { .. } => ("stop", &mut summary.stopped),
+            };
+            tracing::info!(instance_id = %action.instance_id, action = name, result = "dry-run");
+            list.push(action.instance_id.clone());
+        }
+    } else {
+        let outcomes = join_all(regions.iter().map(|r| apply_in_region(r, &plan))).await;
+        for outcome in outcomes {
+            summary.started.extend(outcome.started);
+            summary.stopped.extend(outcome.stopped);
+            summary.failed.extend(outcome.failed);
+        }
+    }
+    summary.started.sort();
+    summary.stopped.sort();
+    summary.skipped.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    summary.failed.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    tracing::info!(
+        time = %summary.time,
+        dry_run,
+        started = summary.started.len(),
+        stopped = summary.stopped.len(),
+        skipped = summary.skipped.len(),
+        failed = summary.failed.len(),
+        "tick done"
+    );
+    if failures.is_empty() {
+        Ok(summary)
+    } else {
+        Err(TickError::Regions {
+            failures,
+            summary: Box::new(summary),
+        })
+    }
+}
+
+#[derive(Default)]
+struct RegionOutcome {
+    started: Vec<String>,
+    stopped: Vec<String>,
+    failed: Vec<Failed>,
+}
+
+async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcome {
+    let mut outcome = RegionOutcome::default();
+    // Instances that reached their transition's state, by marker value.
+    let mut to_mark: BTreeMap<Timestamp, Vec<String>> = BTreeMap::new();
+    for mark in plan.marks.iter().filter(|m| m.region == region.region) {
+        to_mark.entry(mark.applied).or_default().push(mark.instance_id.clone());
+    }
+
+    let changes = [
+        (StateChange::Start, "start"),
+        (StateChange::Stop { hibernate: false }, "stop"),
+        (StateChange::Stop { hibernate: true }, "hibernate"),
+    ];
+    for (change, name) in changes {
+        let wanted = |a: &Action| match (a, change) {
+            (Action::Start, StateChange::Start) => true,
+            (Action::Stop { hibernate }, StateChange::Stop { hibernate: h }) => *hibernate == h,
+            _ => false,
+        };
+        let actions: Vec<_> = plan
+            .actions
+            .iter()
+            .filter(|a| a.region == region.region && wanted(&a.action))
+            .collect();
+        if actions.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = actions.iter().map(|a| a.instance_id.clone()).collect();
+        let result = change_state(&region.ec2, change, &ids).await;
+        for id in &result.done {
+            tracing::info!(instance_id = %id, region = %region.region, action = name, result = "ok");
+        }
+        for (id, error) in &result.failed {
+            tracing::warn!(instance_id = %id, region = %region.region, action = name, result = "failed", error = %error);
+            outcome.failed.push(Failed {
+                instance_id: id.clone(),
+                error: format!("{name} failed: {error}"),
+            });
+        }
+        for action in actions.iter().filter(|a| result.done.contains(&a.instance_id)) {
+            if let Some(applied) = action.applied {
+                to_mark.entry(applied).or_default().push(action.instance_id.clone());
+            }
+        }
+        match change {
+            StateChange::Start => outcome.started.extend(result.done),
+            StateChange::Stop { .. } => outcome.stopped.extend(result.done),
+        }
+    }
+
+    for (applied, ids) in to_mark {
+        for (id, error) in record_applied(&region.ec2, APPLIED_TAG, &applied.to_string(), &ids).await {
+            // The instance is in its state; only the marker is missing, which
+            // the next tick records. Logged, not reported as a failed action.
+            tracing::warn!(instance_id = %id, action = "mark", result = "failed", error = %error);
+        }
+    }
+    outcome
+}

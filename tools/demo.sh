@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `make demo`: a local AWS account (moto + fleetops' extension) on loopback, a
+# small realistic fleet, and each Lambda function run by cargo lambda's runtime
+# emulator with the sample events from events/. Everything stops at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${FLEETOPS_VENV:-.venv}
+PY="$VENV/bin/python"
+WORK=.demo
+rm -rf "$WORK" && mkdir -p "$WORK"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+banner() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
+
+banner "Local AWS account"
+# The emulator exits when its stdin closes; a sleeping writer keeps it open.
+(sleep 100000 | "$PY" tests/emulator/server.py --host 127.0.0.1 --port 0 >"$WORK/emulator.out" 2>"$WORK/emulator.log") &
+PIDS+=($!)
+for _ in $(seq 1 200); do
+  grep -q FLEETOPS_EMULATOR_READY "$WORK/emulator.out" 2>/dev/null && break
+  sleep 0.1
+done
+ENDPOINT=$(awk '/FLEETOPS_EMULATOR_READY/ {print $2}' "$WORK/emulator.out")
+[ -n "$ENDPOINT" ] || { echo "the emulator did not start; see $WORK/emulator.log"; exit 1; }
+echo "moto (with tests/emulator) at $ENDPOINT"
+export AWS_ENDPOINT_URL="$ENDPOINT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true
+"$PY" tools/demo_fleet.py seed "$ENDPOINT"
+
+# run_function NAME EVENT_FILE [KEY=VALUE...]: the function under
+# `cargo lambda watch`, invoked once with `cargo lambda invoke --data-file`.
+run_function() {
+  local name=$1 event=$2; shift 2
+  local port; port=$(free_port)
+  local env_args=(--env-var "AWS_ENDPOINT_URL=$ENDPOINT" --env-var AWS_REGION=us-east-1
+    --env-var AWS_ACCESS_KEY_ID=demo --env-var AWS_SECRET_ACCESS_KEY=demo --env-var RUST_LOG=info)
+  for kv in "$@"; do env_args+=(--env-var "$kv"); done
+  "$VENV/bin/cargo-lambda" lambda watch --ignore-changes --quiet --invoke-address 127.0.0.1 \
+    --invoke-port "$port" "${env_args[@]}" >"$WORK/$name.log" 2>&1 &
+  local watch=$!
+  PIDS+=("$watch")
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "\$ cargo lambda invoke $name --data-file $event"
+  "$VENV/bin/cargo-lambda" lambda invoke "$name" --invoke-address 127.0.0.1 --invoke-port "$port" \
+    --data-file "$event" --output-format json | "$PY" -m json.tool
+  echo "-- what it logged (one JSON line per action):"
+  grep -h '"action"' "$WORK/$name.log" | cut -c1-220 || true
+  kill "$watch" 2>/dev/null || true
+}
+
+banner "instance-scheduler"
+echo "Fleet before the tick:"
+"$PY" tools/demo_fleet.py states "$ENDPOINT"
+run_function instance-scheduler events/instance-scheduler-tick.json
+echo "Fleet after the tick (as EC2 now reports it):"
+"$PY" tools/demo_fleet.py states "$ENDPOINT"
