@@ -27,9 +27,11 @@ $(LINT_VENV)/.installed: tools/requirements-lint.txt
 	$(LINT_VENV)/bin/pip install --quiet -r tools/requirements-lint.txt
 	touch $@
 
-# Debug binaries: the end-to-end tests and the demo run these under cargo lambda.
+# Debug binaries (the end-to-end tests and the demo run them under cargo lambda)
+# and every test target: one build, so the SDK crates resolve one feature set
+# (their `test-util` feature comes with the dev-dependencies).
 build: $(VENV)/.installed
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --all-targets
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -33,28 +33,37 @@ export AWS_ENDPOINT_URL="$ENDPOINT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-e
   AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true
 "$PY" tools/demo_fleet.py seed "$ENDPOINT"
 
-# run_function NAME EVENT_FILE [KEY=VALUE...]: the function under
-# `cargo lambda watch`, invoked once with `cargo lambda invoke --data-file`.
+# run_function NAME EVENT_FILE [KEY=VALUE...]: cargo lambda's runtime emulator
+# (`cargo lambda watch`, Lambda APIs only) with the function's debug binary
+# (built by `make build`, so the demo never waits for a second build) attached,
+# invoked once with `cargo lambda invoke --data-file`.
 run_function() {
   local name=$1 event=$2; shift 2
   local port; port=$(free_port)
-  local env_args=(--env-var "AWS_ENDPOINT_URL=$ENDPOINT" --env-var AWS_REGION=us-east-1
-    --env-var AWS_ACCESS_KEY_ID=demo --env-var AWS_SECRET_ACCESS_KEY=demo --env-var RUST_LOG=info)
-  for kv in "$@"; do env_args+=(--env-var "$kv"); done
-  "$VENV/bin/cargo-lambda" lambda watch --ignore-changes --quiet --invoke-address 127.0.0.1 \
-    --invoke-port "$port" "${env_args[@]}" >"$WORK/$name.log" 2>&1 &
+  "$VENV/bin/cargo-lambda" lambda watch --only-lambda-apis --invoke-address 127.0.0.1 \
+    --invoke-port "$port" >"$WORK/$name.watch.log" 2>&1 &
   local watch=$!
   PIDS+=("$watch")
   for _ in $(seq 1 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
-  echo "\$ cargo lambda invoke $name --data-file $event"
-  "$VENV/bin/cargo-lambda" lambda invoke "$name" --invoke-address 127.0.0.1 --invoke-port "$port" \
+  env "$@" AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt" AWS_LAMBDA_FUNCTION_NAME="$name" \
+    AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 RUST_LOG=info \
+    "target/debug/$name" >"$WORK/$name.log" 2>&1 &
+  local function=$!
+  PIDS+=("$function")
+  echo "\$ cargo lambda invoke --data-file $event"
+  "$VENV/bin/cargo-lambda" lambda invoke --invoke-address 127.0.0.1 --invoke-port "$port" \
     --data-file "$event" --output-format json | "$PY" -m json.tool
   echo "-- what it logged (one JSON line per action):"
-  grep -h '"action"' "$WORK/$name.log" | cut -c1-220 || true
-  kill "$watch" 2>/dev/null || true
+  grep -h '"action"' "$WORK/$name.log" | "$PY" -c '
+import json, sys
+for line in sys.stdin:
+    f = json.loads(line).get("fields", {})
+    print("  " + " ".join(f"{k}={f[k]}" for k in ("instance_id", "action", "result", "reason", "error") if k in f))
+' || true
+  kill "$function" "$watch" 2>/dev/null || true
 }
 
 banner "instance-scheduler"

@@ -26,7 +26,31 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// An error with its whole chain of causes, for logs and summaries.
+/// An error with its whole chain of causes, for logs and summaries
+/// (`service error: ParameterNotFound: ...`), without repeating a cause that
+/// the previous message already quotes.
 pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
-    aws_smithy_types::error::display::DisplayErrorContext(error).to_string()
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Logs are JSON lines whatever the function's logging config says (Lambda
+/// sets `AWS_LAMBDA_LOG_FORMAT=JSON` only with `LogFormat: JSON`; cargo lambda
+/// sets nothing). Call first thing in `main`, before any thread starts: it
+/// may set an environment variable. Level: `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`,
+/// default `info`.
+pub fn init_json_logging() {
+    if std::env::var_os("AWS_LAMBDA_LOG_FORMAT").is_none() {
+        std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON");
+    }
+    lambda_runtime::tracing::init_default_subscriber();
 }

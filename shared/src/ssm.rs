@@ -13,12 +13,16 @@ pub enum ParameterError {
     Read {
         name: String,
         #[source]
-        source: SdkError<GetParameterError>,
+        // Boxed: SDK errors are large and this is the rare path.
+        source: Box<SdkError<GetParameterError>>,
     },
 }
 
 /// The value of one parameter (SecureString values decrypted).
-pub async fn get_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<String, ParameterError> {
+pub async fn get_parameter(
+    client: &aws_sdk_ssm::Client,
+    name: &str,
+) -> Result<String, ParameterError> {
     let output = client
         .get_parameter()
         .name(name)
@@ -26,12 +30,17 @@ pub async fn get_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<S
         .send()
         .await
         .map_err(|source| {
-            if source.as_service_error().is_some_and(GetParameterError::is_parameter_not_found) {
-                ParameterError::Missing { name: name.to_string() }
+            if source
+                .as_service_error()
+                .is_some_and(GetParameterError::is_parameter_not_found)
+            {
+                ParameterError::Missing {
+                    name: name.to_string(),
+                }
             } else {
                 ParameterError::Read {
                     name: name.to_string(),
-                    source,
+                    source: Box::new(source),
                 }
             }
         })?;
@@ -39,5 +48,7 @@ pub async fn get_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<S
         .parameter()
         .and_then(|p| p.value())
         .map(str::to_string)
-        .ok_or_else(|| ParameterError::Empty { name: name.to_string() })
+        .ok_or_else(|| ParameterError::Empty {
+            name: name.to_string(),
+        })
 }

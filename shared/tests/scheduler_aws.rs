@@ -61,12 +61,21 @@ async fn given_one_instance_in_a_wrong_state_when_stopping_a_batch_then_only_it_
         .output(|| StopInstancesOutput::builder().build())
         .repeatedly()
         .build();
-    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&rejects_bad, &accepts_rest], fast_retries);
+    let ec2 = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        [&rejects_bad, &accepts_rest],
+        fast_retries
+    );
     let wanted = ids(0..150);
     let outcome = change_state(&ec2, StateChange::Stop { hibernate: false }, &wanted).await;
     assert_eq!(outcome.failed.len(), 1, "{:?}", outcome.failed);
     assert_eq!(outcome.failed[0].0, "i-00000000000000005");
-    assert!(outcome.failed[0].1.contains("IncorrectInstanceState"), "{}", outcome.failed[0].1);
+    assert!(
+        outcome.failed[0].1.contains("IncorrectInstanceState"),
+        "{}",
+        outcome.failed[0].1
+    );
     assert_eq!(outcome.done.len(), 149);
     // Two batches of 100 and 50; the first rejected once, then retried without the bad one.
     assert_eq!((rejects_bad.num_calls(), accepts_rest.num_calls()), (1, 2));
@@ -74,16 +83,20 @@ async fn given_one_instance_in_a_wrong_state_when_stopping_a_batch_then_only_it_
 
 #[tokio::test]
 async fn given_throttling_that_never_ends_then_the_batch_fails_with_the_code_and_is_not_split() {
-    let stop = mock!(aws_sdk_ec2::Client::stop_instances)
+    let start = mock!(aws_sdk_ec2::Client::start_instances)
         .sequence()
         .http_status(503, Some(THROTTLED.to_string()))
         .repeatedly()
         .build();
-    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&stop], fast_retries);
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&start], fast_retries);
     let outcome = change_state(&ec2, StateChange::Start, &ids(0..4)).await;
     assert_eq!(outcome.failed.len(), 4);
-    assert!(outcome.failed[0].1.contains("RequestLimitExceeded"), "{}", outcome.failed[0].1);
-    assert_eq!(stop.num_calls(), fleetops::aws::MAX_ATTEMPTS as usize);
+    assert!(
+        outcome.failed[0].1.contains("RequestLimitExceeded"),
+        "{}",
+        outcome.failed[0].1
+    );
+    assert_eq!(start.num_calls(), fleetops::aws::MAX_ATTEMPTS as usize);
 }
 
 fn tagged(id: &str, state: InstanceStateName) -> Instance {
@@ -100,19 +113,35 @@ async fn given_two_pages_of_instances_then_both_are_read() {
         .sequence()
         .output(|| {
             DescribeInstancesOutput::builder()
-                .reservations(Reservation::builder().instances(tagged("i-1", InstanceStateName::Running)).build())
+                .reservations(
+                    Reservation::builder()
+                        .instances(tagged("i-1", InstanceStateName::Running))
+                        .build(),
+                )
                 .next_token("page-2")
                 .build()
         })
         .output(|| {
             DescribeInstancesOutput::builder()
-                .reservations(Reservation::builder().instances(tagged("i-2", InstanceStateName::Stopped)).build())
+                .reservations(
+                    Reservation::builder()
+                        .instances(tagged("i-2", InstanceStateName::Stopped))
+                        .build(),
+                )
                 .build()
         })
         .build();
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&pages], fast_retries);
-    let found = describe_scheduled_instances(&ec2, "eu-west-1", "Schedule").await.expect("describe");
-    assert_eq!(found.iter().map(|i| i.instance_id.as_str()).collect::<Vec<_>>(), ["i-1", "i-2"]);
+    let found = describe_scheduled_instances(&ec2, "eu-west-1", "Schedule")
+        .await
+        .expect("describe");
+    assert_eq!(
+        found
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect::<Vec<_>>(),
+        ["i-1", "i-2"]
+    );
     assert_eq!(pages.num_calls(), 2);
 }
 
@@ -126,19 +155,34 @@ fn settings() -> SchedulerSettings {
 }
 
 fn request() -> TickRequest {
-    TickRequest { now: "2026-11-26T18:05:00Z".parse().expect("time"), dry_run: false }
+    TickRequest {
+        now: "2026-11-26T18:05:00Z".parse().expect("time"),
+        dry_run: false,
+    }
 }
 
 #[tokio::test]
 async fn given_a_missing_schedules_parameter_then_the_tick_fails_before_touching_ec2() {
     let missing = mock!(aws_sdk_ssm::Client::get_parameter)
         .then_error(|| GetParameterError::ParameterNotFound(ParameterNotFound::builder().build()));
-    let describe = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| DescribeInstancesOutput::builder().build());
+    let describe = mock!(aws_sdk_ec2::Client::describe_instances)
+        .then_output(|| DescribeInstancesOutput::builder().build());
     let ssm = mock_client!(aws_sdk_ssm, [&missing]);
     let ec2 = mock_client!(aws_sdk_ec2, [&describe]);
-    let regions = [RegionClient { region: "eu-west-1".into(), ec2 }];
-    let error = run_tick(&ssm, &regions, &settings(), request()).await.expect_err("must fail");
-    assert!(matches!(error, TickError::Parameter(fleetops::ssm::ParameterError::Missing { .. })), "{error}");
+    let regions = [RegionClient {
+        region: "eu-west-1".into(),
+        ec2,
+    }];
+    let error = run_tick(&ssm, &regions, &settings(), request())
+        .await
+        .expect_err("must fail");
+    assert!(
+        matches!(
+            error,
+            TickError::Parameter(fleetops::ssm::ParameterError::Missing { .. })
+        ),
+        "{error}"
+    );
     assert!(error.to_string().contains("/fleetops/schedules"));
     assert_eq!(describe.num_calls(), 0);
 }
@@ -146,21 +190,36 @@ async fn given_a_missing_schedules_parameter_then_the_tick_fails_before_touching
 #[tokio::test]
 async fn given_a_valid_document_then_a_tick_stops_and_marks_through_the_sdk() {
     let document = r#"{"schedules": {"office": {"periods": [{"weekdays": "mon-fri", "begin": "09:00", "end": "18:00"}]}}}"#;
-    let parameter = mock!(aws_sdk_ssm::Client::get_parameter)
-        .then_output(move || GetParameterOutput::builder().parameter(Parameter::builder().value(document).build()).build());
-    let describe = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
-        DescribeInstancesOutput::builder()
-            .reservations(Reservation::builder().instances(tagged("i-1", InstanceStateName::Running)).build())
+    let parameter = mock!(aws_sdk_ssm::Client::get_parameter).then_output(move || {
+        GetParameterOutput::builder()
+            .parameter(Parameter::builder().value(document).build())
             .build()
     });
-    let stop = mock!(aws_sdk_ec2::Client::stop_instances).then_output(|| StopInstancesOutput::builder().build());
+    let describe = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        DescribeInstancesOutput::builder()
+            .reservations(
+                Reservation::builder()
+                    .instances(tagged("i-1", InstanceStateName::Running))
+                    .build(),
+            )
+            .build()
+    });
+    let stop = mock!(aws_sdk_ec2::Client::stop_instances)
+        .then_output(|| StopInstancesOutput::builder().build());
     let tag = mock!(aws_sdk_ec2::Client::create_tags)
-        .match_requests(|r| r.resources() == ["i-1"] && r.tags()[0].value() == Some("2026-11-26T18:00:00Z"))
+        .match_requests(|r| {
+            r.resources() == ["i-1"] && r.tags()[0].value() == Some("2026-11-26T18:00:00Z")
+        })
         .then_output(|| aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build());
     let ssm = mock_client!(aws_sdk_ssm, [&parameter]);
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe, &stop, &tag]);
-    let regions = [RegionClient { region: "eu-west-1".into(), ec2 }];
-    let summary = run_tick(&ssm, &regions, &settings(), request()).await.expect("tick");
+    let regions = [RegionClient {
+        region: "eu-west-1".into(),
+        ec2,
+    }];
+    let summary = run_tick(&ssm, &regions, &settings(), request())
+        .await
+        .expect("tick");
     assert_eq!(summary.stopped, ["i-1"]);
     assert_eq!((stop.num_calls(), tag.num_calls()), (1, 1));
 }

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{
-    HibernationOptionsRequest, InstanceMarketOptionsRequest, MarketType, ResourceType, Tag, TagSpecification,
+    HibernationOptionsRequest, InstanceMarketOptionsRequest, MarketType, ResourceType, Tag,
+    TagSpecification,
 };
 use fleetops_e2e::{event, Emulator, Invocation, LambdaFunction};
 use serde_json::{json, Value};
@@ -48,7 +49,15 @@ impl Fleet {
             .expect("put schedules");
     }
 
-    async fn launch_in(&self, ec2: &aws_sdk_ec2::Client, tags: &[(&str, &str)], tweak: impl FnOnce(aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder) -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder) -> String {
+    async fn launch_in(
+        &self,
+        ec2: &aws_sdk_ec2::Client,
+        tags: &[(&str, &str)],
+        tweak: impl FnOnce(
+            aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder,
+        )
+            -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder,
+    ) -> String {
         let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
         for (k, v) in tags {
             spec = spec.tags(Tag::builder().key(*k).value(*v).build());
@@ -61,7 +70,10 @@ impl Fleet {
             .max_count(1)
             .tag_specifications(spec.build());
         let output = tweak(request).send().await.expect("run instance");
-        output.instances()[0].instance_id().expect("instance id").to_string()
+        output.instances()[0]
+            .instance_id()
+            .expect("instance id")
+            .to_string()
     }
 
     async fn launch(&self, tags: &[(&str, &str)]) -> String {
@@ -74,13 +86,20 @@ impl Fleet {
 
     fn start_function(&self, extra_env: &[(&str, &str)]) -> LambdaFunction {
         let mut env = self.emulator.function_env(REGION);
-        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         LambdaFunction::start("instance-scheduler", &env)
     }
 
     fn set_state(&self, id: &str, state: &str) {
-        self.emulator
-            .control("POST", "/_fleetops/ec2/instance-state", Some(&json!({"instance_id": id, "state": state})));
+        self.emulator.control(
+            "POST",
+            "/_fleetops/ec2/instance-state",
+            Some(&json!({"instance_id": id, "state": state})),
+        );
     }
 }
 
@@ -93,7 +112,10 @@ async fn states_in(ec2: &aws_sdk_ec2::Client) -> BTreeMap<String, String> {
         .map(|i| {
             (
                 i.instance_id().unwrap_or_default().to_string(),
-                i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
+                i.state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default(),
             )
         })
         .collect()
@@ -119,18 +141,31 @@ fn reasons(output: &Value, key: &str, field: &str) -> BTreeMap<String, String> {
         .as_array()
         .unwrap_or_else(|| panic!("{key} in {output}"))
         .iter()
-        .map(|v| (v["instance_id"].as_str().unwrap_or_default().to_string(), v[field].as_str().unwrap_or_default().to_string()))
+        .map(|v| {
+            (
+                v["instance_id"].as_str().unwrap_or_default().to_string(),
+                v[field].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect()
 }
 
-fn tags_of(output: &aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput, id: &str) -> BTreeMap<String, String> {
+fn tags_of(
+    output: &aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput,
+    id: &str,
+) -> BTreeMap<String, String> {
     output
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
         .filter(|i| i.instance_id() == Some(id))
         .flat_map(|i| i.tags())
-        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -138,20 +173,32 @@ fn tags_of(output: &aws_sdk_ec2::operation::describe_instances::DescribeInstance
 async fn given_a_mixed_fleet_when_the_evening_tick_runs_then_only_scheduled_instances_stop() {
     let fleet = Fleet::new().await;
     fleet.put_schedules(SCHEDULES).await;
-    let office = fleet.launch(&[("Schedule", "office"), ("Name", "app-1")]).await;
+    let office = fleet
+        .launch(&[("Schedule", "office"), ("Name", "app-1")])
+        .await;
     let untagged = fleet.launch(&[("Name", "db-1")]).await;
-    let asg = fleet.launch(&[("Schedule", "office"), ("aws:autoscaling:groupName", "web")]).await;
+    let asg = fleet
+        .launch(&[("Schedule", "office"), ("aws:autoscaling:groupName", "web")])
+        .await;
     let spot = fleet
         .launch_in(&fleet.ec2, &[("Schedule", "office")], |r| {
-            r.instance_market_options(InstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build())
+            r.instance_market_options(
+                InstanceMarketOptionsRequest::builder()
+                    .market_type(MarketType::Spot)
+                    .build(),
+            )
         })
         .await;
     let pending = fleet.launch(&[("Schedule", "office")]).await;
     fleet.set_state(&pending, "pending");
     let unknown = fleet.launch(&[("Schedule", "no-such-schedule")]).await;
     let broken = fleet.launch(&[("Schedule", "broken")]).await;
-    let pinned = fleet.launch(&[("Schedule", "office"), ("ScheduleOverride", "running")]).await;
-    let left_alone = fleet.launch(&[("Schedule", "office"), ("ScheduleOverride", "skip")]).await;
+    let pinned = fleet
+        .launch(&[("Schedule", "office"), ("ScheduleOverride", "running")])
+        .await;
+    let left_alone = fleet
+        .launch(&[("Schedule", "office"), ("ScheduleOverride", "skip")])
+        .await;
 
     let function = fleet.start_function(&[]);
     // Thursday 18:05 UTC: five minutes after the office schedule's stop.
@@ -162,31 +209,62 @@ async fn given_a_mixed_fleet_when_the_evening_tick_runs_then_only_scheduled_inst
     assert_eq!(output["dry_run"], json!(false));
     assert_eq!(ids(output, "stopped"), vec![office.clone()]);
     assert!(ids(output, "started").is_empty());
-    assert!(output["failed"].as_array().is_some_and(Vec::is_empty), "{output}");
+    assert!(
+        output["failed"].as_array().is_some_and(Vec::is_empty),
+        "{output}"
+    );
     let skipped = reasons(output, "skipped", "reason");
     assert!(skipped[&asg].contains("Auto Scaling"), "{skipped:?}");
     assert!(skipped[&spot].contains("spot"), "{skipped:?}");
     assert!(skipped[&pending].contains("pending"), "{skipped:?}");
-    assert!(skipped[&unknown].contains("unknown schedule"), "{skipped:?}");
+    assert!(
+        skipped[&unknown].contains("unknown schedule"),
+        "{skipped:?}"
+    );
     assert!(skipped[&broken].contains("timezone"), "{skipped:?}");
     assert!(skipped[&left_alone].contains("skip"), "{skipped:?}");
     assert!(!skipped.contains_key(&untagged) && !skipped.contains_key(&pinned));
 
     let states = fleet.states().await;
     assert_eq!(states[&office], "stopped");
-    for id in [&untagged, &asg, &spot, &unknown, &broken, &pinned, &left_alone] {
+    for id in [
+        &untagged,
+        &asg,
+        &spot,
+        &unknown,
+        &broken,
+        &pinned,
+        &left_alone,
+    ] {
         assert_eq!(states[id], "running", "{id}");
     }
     assert_eq!(states[&pending], "pending");
     // The applied transition is recorded on the instance.
-    let described = fleet.ec2.describe_instances().instance_ids(&office).send().await.expect("describe");
-    assert_eq!(tags_of(&described, &office)["fleetops:schedule-applied"], "2026-11-26T18:00:00Z");
+    let described = fleet
+        .ec2
+        .describe_instances()
+        .instance_ids(&office)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        tags_of(&described, &office)["fleetops:schedule-applied"],
+        "2026-11-26T18:00:00Z"
+    );
     // One action line per instance acted on.
-    assert!(function.logs().lines().any(|l| l.contains(&office) && l.contains("\"action\":\"stop\"")), "{}", function.logs());
+    assert!(
+        function
+            .logs()
+            .lines()
+            .any(|l| l.contains(&office) && l.contains("\"action\":\"stop\"")),
+        "{}",
+        function.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn given_transition_only_mode_when_an_instance_is_started_by_hand_then_it_runs_until_the_next_stop() {
+async fn given_transition_only_mode_when_an_instance_is_started_by_hand_then_it_runs_until_the_next_stop(
+) {
     let fleet = Fleet::new().await;
     fleet.put_schedules(SCHEDULES).await;
     let office = fleet.launch(&[("Schedule", "office")]).await;
@@ -194,26 +272,52 @@ async fn given_transition_only_mode_when_an_instance_is_started_by_hand_then_it_
     let function = fleet.start_function(&[]);
 
     // A late tick (the 18:00 one was missed) still stops both.
-    let output = function.invoke(&tick_at("2026-11-26T18:20:00Z")).output().clone();
+    let output = function
+        .invoke(&tick_at("2026-11-26T18:20:00Z"))
+        .output()
+        .clone();
     assert_eq!(ids(&output, "stopped").len(), 2, "{output}");
 
     // Somebody starts both by hand in the evening.
-    fleet.ec2.start_instances().instance_ids(&office).instance_ids(&enforced).send().await.expect("start");
-    let output = function.invoke(&tick_at("2026-11-26T20:00:00Z")).output().clone();
-    assert_eq!(ids(&output, "stopped"), vec![enforced.clone()], "only the enforced schedule converges: {output}");
+    fleet
+        .ec2
+        .start_instances()
+        .instance_ids(&office)
+        .instance_ids(&enforced)
+        .send()
+        .await
+        .expect("start");
+    let output = function
+        .invoke(&tick_at("2026-11-26T20:00:00Z"))
+        .output()
+        .clone();
+    assert_eq!(
+        ids(&output, "stopped"),
+        vec![enforced.clone()],
+        "only the enforced schedule converges: {output}"
+    );
     assert_eq!(fleet.states().await[&office], "running");
 
     // Friday morning both start, and Friday evening the hand-started one stops too.
-    let output = function.invoke(&tick_at("2026-11-27T09:00:00Z")).output().clone();
+    let output = function
+        .invoke(&tick_at("2026-11-27T09:00:00Z"))
+        .output()
+        .clone();
     assert_eq!(ids(&output, "started"), vec![enforced.clone()], "{output}");
-    let output = function.invoke(&tick_at("2026-11-27T18:00:00Z")).output().clone();
+    let output = function
+        .invoke(&tick_at("2026-11-27T18:00:00Z"))
+        .output()
+        .clone();
     let mut stopped = ids(&output, "stopped");
     stopped.sort();
     let mut both = vec![office.clone(), enforced.clone()];
     both.sort();
     assert_eq!(stopped, both);
     let states = fleet.states().await;
-    assert_eq!((states[&office].as_str(), states[&enforced].as_str()), ("stopped", "stopped"));
+    assert_eq!(
+        (states[&office].as_str(), states[&enforced].as_str()),
+        ("stopped", "stopped")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -223,11 +327,24 @@ async fn given_seoul_office_hours_when_ticks_cross_local_nine_then_the_instance_
     let id = fleet.launch(&[("Schedule", "seoul-office")]).await;
     let function = fleet.start_function(&[]);
     // Thursday 20:00 KST: stopped.
-    let output = function.invoke(&tick_at("2026-11-26T11:00:00Z")).output().clone();
+    let output = function
+        .invoke(&tick_at("2026-11-26T11:00:00Z"))
+        .output()
+        .clone();
     assert_eq!(ids(&output, "stopped"), vec![id.clone()]);
     // Friday 08:55 KST: still stopped; 09:00 KST = 00:00Z: started.
-    assert!(ids(function.invoke(&tick_at("2026-11-26T23:55:00Z")).output(), "started").is_empty());
-    assert_eq!(ids(function.invoke(&tick_at("2026-11-27T00:00:00Z")).output(), "started"), vec![id.clone()]);
+    assert!(ids(
+        function.invoke(&tick_at("2026-11-26T23:55:00Z")).output(),
+        "started"
+    )
+    .is_empty());
+    assert_eq!(
+        ids(
+            function.invoke(&tick_at("2026-11-27T00:00:00Z")).output(),
+            "started"
+        ),
+        vec![id.clone()]
+    );
     assert_eq!(fleet.states().await[&id], "running");
 }
 
@@ -237,64 +354,107 @@ async fn given_dry_run_when_the_tick_runs_then_it_reports_and_changes_nothing() 
     fleet.put_schedules(SCHEDULES).await;
     let id = fleet.launch(&[("Schedule", "office")]).await;
     let function = fleet.start_function(&[]);
-    let output = function.invoke(&event("instance-scheduler-dry-run.json")).output().clone();
+    let output = function
+        .invoke(&event("instance-scheduler-dry-run.json"))
+        .output()
+        .clone();
     assert_eq!(output["dry_run"], json!(true));
     assert_eq!(ids(&output, "stopped"), vec![id.clone()]);
     assert_eq!(fleet.states().await[&id], "running");
 
     let env_dry = fleet.start_function(&[("DRY_RUN", "true")]);
-    let output = env_dry.invoke(&tick_at("2026-11-26T18:05:00Z")).output().clone();
-    assert_eq!((output["dry_run"].clone(), ids(&output, "stopped")), (json!(true), vec![id.clone()]));
+    let output = env_dry
+        .invoke(&tick_at("2026-11-26T18:05:00Z"))
+        .output()
+        .clone();
+    assert_eq!(
+        (output["dry_run"].clone(), ids(&output, "stopped")),
+        (json!(true), vec![id.clone()])
+    );
     assert_eq!(fleet.states().await[&id], "running");
     let calls = fleet.emulator.calls();
-    assert!(!calls.contains_key("ec2:StopInstances") && !calls.contains_key("ec2:CreateTags"), "{calls:?}");
+    assert!(
+        !calls.contains_key("ec2:StopInstances") && !calls.contains_key("ec2:CreateTags"),
+        "{calls:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn given_a_missing_or_broken_schedules_parameter_when_the_tick_runs_then_it_fails_and_changes_nothing() {
+async fn given_a_missing_or_broken_schedules_parameter_when_the_tick_runs_then_it_fails_and_changes_nothing(
+) {
     let fleet = Fleet::new().await;
     let id = fleet.launch(&[("Schedule", "office")]).await;
     let function = fleet.start_function(&[]);
     let failed: Invocation = function.invoke(&tick_at("2026-11-26T18:05:00Z"));
-    assert!(failed.error().contains("/fleetops/schedules"), "{}", failed.error());
+    assert!(
+        failed.error().contains("/fleetops/schedules"),
+        "{}",
+        failed.error()
+    );
 
-    fleet.put_schedules(r#"{"schedules": {"office": {"periods": [{}]},}}"#).await;
+    fleet
+        .put_schedules(r#"{"schedules": {"office": {"periods": [{}]},}}"#)
+        .await;
     let failed = function.invoke(&tick_at("2026-11-26T18:05:00Z"));
-    assert!(failed.error().contains("not valid JSON"), "{}", failed.error());
-    assert_eq!(fleet.states().await[&id], "running");
+    assert!(
+        failed.error().contains("not valid JSON"),
+        "{}",
+        failed.error()
+    );
     let calls = fleet.emulator.calls();
-    assert!(!calls.contains_key("ec2:DescribeInstances") && !calls.contains_key("ec2:StopInstances"), "{calls:?}");
+    assert!(
+        !calls.contains_key("ec2:DescribeInstances") && !calls.contains_key("ec2:StopInstances"),
+        "{calls:?}"
+    );
+    assert_eq!(fleet.states().await[&id], "running");
 
     let bad_event = function.invoke(&json!({"time": "tomorrow"}));
     assert!(bad_event.error().contains("time"), "{}", bad_event.error());
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn given_a_start_that_does_not_hold_when_the_next_tick_runs_then_it_is_failed_with_the_reason() {
+async fn given_a_start_that_does_not_hold_when_the_next_tick_runs_then_it_is_failed_with_the_reason(
+) {
     let fleet = Fleet::new().await;
     fleet.put_schedules(SCHEDULES).await;
     let id = fleet.launch(&[("Schedule", "office-enforced")]).await;
     let healthy = fleet.launch(&[("Schedule", "office-enforced")]).await;
-    fleet.ec2.stop_instances().instance_ids(&id).instance_ids(&healthy).send().await.expect("stop");
+    fleet
+        .ec2
+        .stop_instances()
+        .instance_ids(&id)
+        .instance_ids(&healthy)
+        .send()
+        .await
+        .expect("stop");
     fleet.emulator.control(
         "POST",
         "/_fleetops/ec2/start-fails",
         Some(&json!({"instance_id": id, "code": "Client.InternalError", "message": "Client.InternalError: Client error on launch"})),
     );
     let function = fleet.start_function(&[]);
-    let output = function.invoke(&tick_at("2026-11-27T09:00:00Z")).output().clone();
+    let output = function
+        .invoke(&tick_at("2026-11-27T09:00:00Z"))
+        .output()
+        .clone();
     let mut started = ids(&output, "started");
     started.sort();
     let mut both = vec![id.clone(), healthy.clone()];
     both.sort();
     assert_eq!(started, both);
 
-    let output = function.invoke(&tick_at("2026-11-27T09:05:00Z")).output().clone();
+    let output = function
+        .invoke(&tick_at("2026-11-27T09:05:00Z"))
+        .output()
+        .clone();
     assert!(ids(&output, "started").is_empty(), "not retried: {output}");
     let failed = reasons(&output, "failed", "error");
     assert!(failed[&id].contains("Client.InternalError"), "{failed:?}");
     let states = fleet.states().await;
-    assert_eq!((states[&id].as_str(), states[&healthy].as_str()), ("stopped", "running"));
+    assert_eq!(
+        (states[&id].as_str(), states[&healthy].as_str()),
+        ("stopped", "running")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -303,19 +463,33 @@ async fn given_a_hibernating_schedule_then_configured_instances_hibernate_and_ot
     fleet.put_schedules(SCHEDULES).await;
     let configured = fleet
         .launch_in(&fleet.ec2, &[("Schedule", "sleepy")], |r| {
-            r.hibernation_options(HibernationOptionsRequest::builder().configured(true).build())
+            r.hibernation_options(
+                HibernationOptionsRequest::builder()
+                    .configured(true)
+                    .build(),
+            )
         })
         .await;
     let plain = fleet.launch(&[("Schedule", "sleepy")]).await;
     let function = fleet.start_function(&[]);
-    let output = function.invoke(&tick_at("2026-11-26T20:00:00Z")).output().clone();
+    let output = function
+        .invoke(&tick_at("2026-11-26T20:00:00Z"))
+        .output()
+        .clone();
     assert_eq!(ids(&output, "stopped").len(), 2, "{output}");
-    let log = fleet.emulator.control("GET", "/_fleetops/ec2/stop-log", None);
+    let log = fleet
+        .emulator
+        .control("GET", "/_fleetops/ec2/stop-log", None);
     let hibernated: BTreeMap<String, bool> = log["stops"]
         .as_array()
         .expect("stops")
         .iter()
-        .map(|s| (s["instance_id"].as_str().unwrap_or_default().to_string(), s["hibernate"].as_bool().unwrap_or(false)))
+        .map(|s| {
+            (
+                s["instance_id"].as_str().unwrap_or_default().to_string(),
+                s["hibernate"].as_bool().unwrap_or(false),
+            )
+        })
         .collect();
     assert_eq!((hibernated[&configured], hibernated[&plain]), (true, false));
 }
@@ -327,9 +501,14 @@ async fn given_several_regions_when_the_tick_runs_then_each_region_is_handled() 
     let east = fleet.launch(&[("Schedule", "office")]).await;
     let west_config = fleet.emulator.sdk_config("eu-west-1").await;
     let west_ec2 = aws_sdk_ec2::Client::new(&west_config);
-    let west = fleet.launch_in(&west_ec2, &[("Schedule", "office")], |r| r).await;
+    let west = fleet
+        .launch_in(&west_ec2, &[("Schedule", "office")], |r| r)
+        .await;
     let function = fleet.start_function(&[("REGIONS", "us-east-1,eu-west-1")]);
-    let output = function.invoke(&tick_at("2026-11-26T18:05:00Z")).output().clone();
+    let output = function
+        .invoke(&tick_at("2026-11-26T18:05:00Z"))
+        .output()
+        .clone();
     let mut stopped = ids(&output, "stopped");
     stopped.sort();
     let mut both = vec![east.clone(), west.clone()];
@@ -360,7 +539,10 @@ async fn given_a_big_tagged_fleet_then_calls_are_pages_plus_batches() {
     fleet.launch(&[("Name", "untagged")]).await;
     let function = fleet.start_function(&[]);
     fleet.emulator.reset_calls();
-    let output = function.invoke(&tick_at("2026-11-26T18:05:00Z")).output().clone();
+    let output = function
+        .invoke(&tick_at("2026-11-26T18:05:00Z"))
+        .output()
+        .clone();
     assert_eq!(ids(&output, "stopped").len(), 250);
     let calls = fleet.emulator.calls();
     // One page of up to 1000, 100 per stop call, one CreateTags for the shared marker.
@@ -368,4 +550,81 @@ async fn given_a_big_tagged_fleet_then_calls_are_pages_plus_batches() {
     assert_eq!(calls.get("ec2:StopInstances"), Some(&3), "{calls:?}");
     assert_eq!(calls.get("ec2:CreateTags"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("ssm:GetParameter"), Some(&1), "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_fifth_of_ec2_calls_throttled_when_a_300_instance_fleet_ticks_then_every_instance_ends_in_its_state(
+) {
+    let fleet = Fleet::new().await;
+    fleet
+        .put_schedules(r#"{"schedules": {"office": {"periods": [{"weekdays": "mon-fri", "begin": "09:00", "end": "18:00"}]}, "always": {"periods": [{}]}}}"#)
+        .await;
+    for schedule in ["office", "always"] {
+        let spec = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(Tag::builder().key("Schedule").value(schedule).build())
+            .build();
+        fleet
+            .ec2
+            .run_instances()
+            .image_id("ami-760aaa0f")
+            .min_count(150)
+            .max_count(150)
+            .tag_specifications(spec)
+            .send()
+            .await
+            .expect("run 150");
+    }
+    let always: Vec<String> = {
+        let out = fleet
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:Schedule")
+                    .values("always")
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe");
+        out.reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.instance_id().map(String::from))
+            .collect()
+    };
+    fleet.emulator.control(
+        "POST",
+        "/_fleetops/faults",
+        Some(&json!({"rules": [{"service": "ec2", "operation": "*", "error": "RequestLimitExceeded", "rate": 0.2}], "seed": 7})),
+    );
+    let function = fleet.start_function(&[]);
+    let output = function
+        .invoke(&tick_at("2026-11-26T18:05:00Z"))
+        .output()
+        .clone();
+    fleet
+        .emulator
+        .control("POST", "/_fleetops/faults", Some(&json!({"rules": []})));
+
+    let failed = reasons(&output, "failed", "error");
+    let states = fleet.states().await;
+    for (id, state) in &states {
+        if always.contains(id) {
+            let logs = function.logs();
+            let about: Vec<&str> = logs.lines().filter(|l| l.contains(id.as_str())).collect();
+            assert_eq!(state, "running", "{id} must never be stopped: {about:?}");
+        } else {
+            assert!(
+                state == "stopped" || failed.contains_key(id),
+                "{id} is {state} and not reported: {output}"
+            );
+        }
+    }
+    let faults = fleet.emulator.control("GET", "/_fleetops/calls", None);
+    assert!(
+        faults["faults"].as_object().is_some_and(|f| !f.is_empty()),
+        "faults fired: {faults}"
+    );
 }

@@ -1,7 +1,9 @@
 //! instance-scheduler: wiring only. The behaviour lives in `fleetops::scheduler`.
 
 use fleetops::aws::load_sdk_config;
-use fleetops::scheduler::{parse_tick_event, run_tick, RegionClient, SchedulerSettings, TickError, TickSummary};
+use fleetops::scheduler::{
+    parse_tick_event, run_tick, RegionClient, SchedulerSettings, TickError, TickSummary,
+};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -11,12 +13,19 @@ struct Deps {
     regions: Vec<RegionClient>,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+fn main() -> Result<(), lambda_runtime::Error> {
+    fleetops::aws::init_json_logging();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
     let sdk_config = load_sdk_config().await;
     let own_region = sdk_config.region().map(|r| r.to_string());
-    let settings = SchedulerSettings::from_env(|name| std::env::var(name).ok(), own_region.as_deref())?;
+    let settings =
+        SchedulerSettings::from_env(|name| std::env::var(name).ok(), own_region.as_deref())?;
     let regions = settings
         .regions
         .iter()
@@ -38,7 +47,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<TickSummary, Diagnostic> {
-    let request = parse_tick_event(&event.payload, jiff::Timestamp::now()).map_err(|e| diagnostic("InvalidEvent", &e))?;
+    let request = parse_tick_event(&event.payload, jiff::Timestamp::now())
+        .map_err(|e| diagnostic("InvalidEvent", &e))?;
     run_tick(&deps.ssm, &deps.regions, &deps.settings, request)
         .await
         .map_err(|error| {

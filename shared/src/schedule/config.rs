@@ -138,9 +138,12 @@ fn parse_schedule(name: &str, value: &Value) -> Result<Schedule, ScheduleError> 
         field: field.to_string(),
         problem,
     };
-    let object = value
-        .as_object()
-        .ok_or_else(|| fail("(schedule)", format!("expected an object, found {}", kind(value))))?;
+    let object = value.as_object().ok_or_else(|| {
+        fail(
+            "(schedule)",
+            format!("expected an object, found {}", kind(value)),
+        )
+    })?;
     reject_unknown(object, SCHEDULE_FIELDS).map_err(|(f, p)| fail(&f, p))?;
 
     let timezone = match object.get("timezone") {
@@ -159,9 +162,12 @@ fn parse_schedule(name: &str, value: &Value) -> Result<Schedule, ScheduleError> 
     let periods_value = object
         .get("periods")
         .ok_or_else(|| fail("periods", "is missing; expected a list of periods".into()))?;
-    let periods_list = periods_value
-        .as_array()
-        .ok_or_else(|| fail("periods", format!("expected a list, found {}", kind(periods_value))))?;
+    let periods_list = periods_value.as_array().ok_or_else(|| {
+        fail(
+            "periods",
+            format!("expected a list, found {}", kind(periods_value)),
+        )
+    })?;
     if periods_list.is_empty() {
         return Err(fail(
             "periods",
@@ -171,7 +177,9 @@ fn parse_schedule(name: &str, value: &Value) -> Result<Schedule, ScheduleError> 
     let periods = periods_list
         .iter()
         .enumerate()
-        .map(|(i, p)| parse_period(p).map_err(|(f, problem)| fail(&format!("periods[{i}].{f}"), problem)))
+        .map(|(i, p)| {
+            parse_period(p).map_err(|(f, problem)| fail(&format!("periods[{i}].{f}"), problem))
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     let skip_dates = match object.get("skip_dates") {
@@ -186,7 +194,12 @@ fn parse_schedule(name: &str, value: &Value) -> Result<Schedule, ScheduleError> 
                     .and_then(|s| parse_skip_date(s).map_err(|p| fail(&field, p)))
             })
             .collect::<Result<Vec<_>, _>>()?,
-        Some(other) => return Err(fail("skip_dates", format!("expected a list, found {}", kind(other)))),
+        Some(other) => {
+            return Err(fail(
+                "skip_dates",
+                format!("expected a list, found {}", kind(other)),
+            ))
+        }
     };
 
     Ok(Schedule {
@@ -200,30 +213,54 @@ fn parse_schedule(name: &str, value: &Value) -> Result<Schedule, ScheduleError> 
 }
 
 fn parse_period(value: &Value) -> Result<Period, (String, String)> {
-    let object = value
-        .as_object()
-        .ok_or_else(|| (String::new(), format!("expected an object, found {}", kind(value))))?;
+    let object = value.as_object().ok_or_else(|| {
+        (
+            String::new(),
+            format!("expected an object, found {}", kind(value)),
+        )
+    })?;
     reject_unknown(object, PERIOD_FIELDS)?;
     let text = |field: &str| -> Result<Option<&str>, (String, String)> {
         match object.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(other) => Err((field.into(), format!("expected a string, found {}", kind(other)))),
+            Some(other) => Err((
+                field.into(),
+                format!("expected a string, found {}", kind(other)),
+            )),
         }
     };
-    let begin = text("begin")?.map(parse_clock_time).transpose().map_err(at("begin"))?;
-    let end = text("end")?.map(parse_clock_time).transpose().map_err(at("end"))?;
+    let begin = text("begin")?
+        .map(parse_clock_time)
+        .transpose()
+        .map_err(at("begin"))?;
+    let end = text("end")?
+        .map(parse_clock_time)
+        .transpose()
+        .map_err(at("end"))?;
     if let (Some(b), Some(e)) = (begin, end) {
         if b == e {
-            return Err(("end".into(), format!("equals begin ({b}); a period must have a length")));
+            return Err((
+                "end".into(),
+                format!("equals begin ({b}); a period must have a length"),
+            ));
         }
     }
     Ok(Period {
         begin,
         end,
-        weekdays: text("weekdays")?.map(parse_weekdays).transpose().map_err(at("weekdays"))?,
-        monthdays: text("monthdays")?.map(parse_monthdays).transpose().map_err(at("monthdays"))?,
-        months: text("months")?.map(parse_months).transpose().map_err(at("months"))?,
+        weekdays: text("weekdays")?
+            .map(parse_weekdays)
+            .transpose()
+            .map_err(at("weekdays"))?,
+        monthdays: text("monthdays")?
+            .map(parse_monthdays)
+            .transpose()
+            .map_err(at("monthdays"))?,
+        months: text("months")?
+            .map(parse_months)
+            .transpose()
+            .map_err(at("months"))?,
     })
 }
 

@@ -90,7 +90,9 @@ fn weekday_named(name: &str) -> Result<Weekday, String> {
         .iter()
         .find(|(n, _)| *n == lower)
         .map(|(_, d)| *d)
-        .ok_or_else(|| format!("unknown weekday \"{name}\"; expected one of mon, tue, wed, thu, fri, sat, sun"))
+        .ok_or_else(|| {
+            format!("unknown weekday \"{name}\"; expected one of mon, tue, wed, thu, fri, sat, sun")
+        })
 }
 
 /// `mon-fri`, `sat,sun`, `mon#1`, `friL`, and ranges that wrap (`fri-mon`).
@@ -169,7 +171,9 @@ pub fn parse_monthdays(text: &str) -> Result<Vec<MonthdayRule>, String> {
                 }
                 let to = monthday_number(to)?;
                 if to < from {
-                    return Err(format!("\"{item}\": a monthday range must not run backwards"));
+                    return Err(format!(
+                        "\"{item}\": a monthday range must not run backwards"
+                    ));
                 }
                 return Ok(MonthdayRule::Range(from, to));
             }
@@ -222,7 +226,9 @@ pub fn parse_months(text: &str) -> Result<u16, String> {
 fn list_items(text: &str) -> Result<Vec<&str>, String> {
     let items: Vec<&str> = text.split(',').map(str::trim).collect();
     if items.iter().any(|i| i.is_empty()) {
-        return Err(format!("\"{text}\" has an empty item; expected a comma-separated list"));
+        return Err(format!(
+            "\"{text}\" has an empty item; expected a comma-separated list"
+        ));
     }
     Ok(items)
 }
@@ -247,7 +253,10 @@ impl SkipDate {
 pub fn parse_skip_date(text: &str) -> Result<SkipDate, String> {
     let expected = || format!("\"{text}\" is not a date; expected YYYY-MM-DD or MM-DD");
     match text.len() {
-        10 => text.parse::<Date>().map(SkipDate::Once).map_err(|_| expected()),
+        10 => text
+            .parse::<Date>()
+            .map(SkipDate::Once)
+            .map_err(|_| expected()),
         5 => {
             let (m, d) = text.split_once('-').ok_or_else(expected)?;
             let month: i8 = m.parse().map_err(|_| expected())?;

@@ -8,7 +8,11 @@ use super::*;
 
 fn schedule(json: &str) -> Schedule {
     let doc = format!(r#"{{"schedules": {{"s": {json}}}}}"#);
-    match parse_schedules(&doc).expect("document parses").by_name.remove("s") {
+    match parse_schedules(&doc)
+        .expect("document parses")
+        .by_name
+        .remove("s")
+    {
         Some(Ok(s)) => s,
         other => panic!("schedule did not parse: {other:?}"),
     }
@@ -16,7 +20,11 @@ fn schedule(json: &str) -> Schedule {
 
 fn schedule_error(json: &str) -> ScheduleError {
     let doc = format!(r#"{{"schedules": {{"s": {json}}}}}"#);
-    match parse_schedules(&doc).expect("document parses").by_name.remove("s") {
+    match parse_schedules(&doc)
+        .expect("document parses")
+        .by_name
+        .remove("s")
+    {
         Some(Err(e)) => e,
         other => panic!("schedule unexpectedly parsed: {other:?}"),
     }
@@ -35,7 +43,9 @@ fn assert_states(s: &Schedule, cases: &[(&str, bool)]) {
 
 #[test]
 fn office_hours_in_seoul_run_weekdays_nine_to_six_local() {
-    let s = schedule(r#"{"timezone": "Asia/Seoul", "periods": [{"weekdays": "mon-fri", "begin": "09:00", "end": "18:00"}]}"#);
+    let s = schedule(
+        r#"{"timezone": "Asia/Seoul", "periods": [{"weekdays": "mon-fri", "begin": "09:00", "end": "18:00"}]}"#,
+    );
     assert_states(
         &s,
         &[
@@ -61,12 +71,19 @@ fn weekday_names_are_case_insensitive_and_lists_and_wrapping_ranges_work() {
         ],
     );
     let s = schedule(r#"{"periods": [{"weekdays": "sat,sun"}]}"#);
-    assert_states(&s, &[("2026-11-28T00:00:00Z", true), ("2026-11-27T23:59:00Z", false)]);
+    assert_states(
+        &s,
+        &[
+            ("2026-11-28T00:00:00Z", true),
+            ("2026-11-27T23:59:00Z", false),
+        ],
+    );
 }
 
 #[test]
 fn nth_and_last_weekday_of_the_month() {
-    let first_monday = schedule(r#"{"periods": [{"weekdays": "mon#1", "begin": "08:00", "end": "10:00"}]}"#);
+    let first_monday =
+        schedule(r#"{"periods": [{"weekdays": "mon#1", "begin": "08:00", "end": "10:00"}]}"#);
     assert_states(
         &first_monday,
         &[
@@ -89,9 +106,22 @@ fn nth_and_last_weekday_of_the_month() {
 #[test]
 fn monthdays_ranges_lists_and_last_day() {
     let s = schedule(r#"{"periods": [{"monthdays": "1,15"}]}"#);
-    assert_states(&s, &[("2026-12-01T10:00:00Z", true), ("2026-12-15T10:00:00Z", true), ("2026-12-02T10:00:00Z", false)]);
+    assert_states(
+        &s,
+        &[
+            ("2026-12-01T10:00:00Z", true),
+            ("2026-12-15T10:00:00Z", true),
+            ("2026-12-02T10:00:00Z", false),
+        ],
+    );
     let s = schedule(r#"{"periods": [{"monthdays": "1-15"}]}"#);
-    assert_states(&s, &[("2026-12-10T10:00:00Z", true), ("2026-12-16T10:00:00Z", false)]);
+    assert_states(
+        &s,
+        &[
+            ("2026-12-10T10:00:00Z", true),
+            ("2026-12-16T10:00:00Z", false),
+        ],
+    );
     let s = schedule(r#"{"periods": [{"monthdays": "L"}]}"#);
     assert_states(
         &s,
@@ -107,18 +137,47 @@ fn monthdays_ranges_lists_and_last_day() {
 
 #[test]
 fn leap_day_period_finds_its_transition_years_back() {
-    let s = schedule(r#"{"periods": [{"months": "feb", "monthdays": "29", "begin": "10:00", "end": "12:00"}]}"#);
-    assert_states(&s, &[("2028-02-29T11:00:00Z", true), ("2027-03-01T11:00:00Z", false)]);
-    let last = s.last_transition(ts("2027-06-01T00:00:00Z")).expect("a transition within the lookback");
-    assert_eq!(last, Transition { at: ts("2024-02-29T12:00:00Z"), running: false });
+    let s = schedule(
+        r#"{"periods": [{"months": "feb", "monthdays": "29", "begin": "10:00", "end": "12:00"}]}"#,
+    );
+    assert_states(
+        &s,
+        &[
+            ("2028-02-29T11:00:00Z", true),
+            ("2027-03-01T11:00:00Z", false),
+        ],
+    );
+    let last = s
+        .last_transition(ts("2027-06-01T00:00:00Z"))
+        .expect("a transition within the lookback");
+    assert_eq!(
+        last,
+        Transition {
+            at: ts("2024-02-29T12:00:00Z"),
+            running: false
+        }
+    );
 }
 
 #[test]
 fn months_by_name_number_and_wrapping_range() {
     let s = schedule(r#"{"periods": [{"months": "nov-feb"}]}"#);
-    assert_states(&s, &[("2026-12-10T10:00:00Z", true), ("2027-02-10T10:00:00Z", true), ("2027-03-10T10:00:00Z", false)]);
+    assert_states(
+        &s,
+        &[
+            ("2026-12-10T10:00:00Z", true),
+            ("2027-02-10T10:00:00Z", true),
+            ("2027-03-10T10:00:00Z", false),
+        ],
+    );
     let s = schedule(r#"{"periods": [{"months": "1-6"}]}"#);
-    assert_states(&s, &[("2027-06-30T10:00:00Z", true), ("2027-07-01T10:00:00Z", false)]);
+    assert_states(
+        &s,
+        &[
+            ("2027-06-30T10:00:00Z", true),
+            ("2027-07-01T10:00:00Z", false),
+        ],
+    );
 }
 
 #[test]
@@ -140,14 +199,16 @@ fn overnight_period_runs_into_the_next_day_across_month_and_year_ends() {
 
 #[test]
 fn begin_only_starts_and_never_stops_end_only_stops_and_never_starts() {
-    let s = schedule(r#"{"periods": [{"weekdays": "mon", "begin": "08:00"}, {"weekdays": "fri", "end": "20:00"}]}"#);
+    let s = schedule(
+        r#"{"periods": [{"weekdays": "mon", "begin": "08:00"}, {"weekdays": "fri", "end": "20:00"}]}"#,
+    );
     assert_states(
         &s,
         &[
             ("2026-11-23T07:59:00Z", false), // Mon before the start
             ("2026-11-23T08:00:00Z", true),
-            ("2026-11-25T03:00:00Z", true),  // Wed: still running
-            ("2026-11-27T19:59:00Z", true),  // Fri before the stop
+            ("2026-11-25T03:00:00Z", true), // Wed: still running
+            ("2026-11-27T19:59:00Z", true), // Fri before the stop
             ("2026-11-27T20:00:00Z", false),
             ("2026-11-29T12:00:00Z", false), // Sun
         ],
@@ -170,55 +231,138 @@ fn skip_dates_keep_instances_stopped_in_the_schedules_zone() {
             ("2027-12-24T08:00:00Z", true),
         ],
     );
-    assert!(!schedule(r#"{"periods": [{}], "skip_dates": ["12-25"]}"#).wants_running(ts("2030-12-25T12:00:00Z")));
+    assert!(!schedule(r#"{"periods": [{}], "skip_dates": ["12-25"]}"#)
+        .wants_running(ts("2030-12-25T12:00:00Z")));
 }
 
 #[test]
 fn new_york_spring_forward_gap_takes_effect_at_the_first_instant_after_it() {
     // 2026-03-08: clocks jump from 02:00 EST to 03:00 EDT (07:00Z).
-    let s = schedule(r#"{"timezone": "America/New_York", "periods": [{"begin": "02:30", "end": "05:00"}]}"#);
-    assert_states(&s, &[("2026-03-08T06:59:00Z", false), ("2026-03-08T07:00:00Z", true), ("2026-03-08T08:59:00Z", true), ("2026-03-08T09:00:00Z", false)]);
+    let s = schedule(
+        r#"{"timezone": "America/New_York", "periods": [{"begin": "02:30", "end": "05:00"}]}"#,
+    );
+    assert_states(
+        &s,
+        &[
+            ("2026-03-08T06:59:00Z", false),
+            ("2026-03-08T07:00:00Z", true),
+            ("2026-03-08T08:59:00Z", true),
+            ("2026-03-08T09:00:00Z", false),
+        ],
+    );
     let t = s.transitions_between(ts("2026-03-08T05:00:00Z"), ts("2026-03-08T12:00:00Z"));
-    assert_eq!(t[0], Transition { at: ts("2026-03-08T07:00:00Z"), running: true });
+    assert_eq!(
+        t[0],
+        Transition {
+            at: ts("2026-03-08T07:00:00Z"),
+            running: true
+        }
+    );
 }
 
 #[test]
 fn new_york_fall_back_ambiguous_time_takes_its_first_occurrence() {
     // 2026-11-01: 01:00-02:00 happens twice (EDT, then EST from 06:00Z).
-    let s = schedule(r#"{"timezone": "America/New_York", "periods": [{"begin": "01:30", "end": "04:00"}]}"#);
-    assert_states(&s, &[("2026-11-01T05:29:00Z", false), ("2026-11-01T05:30:00Z", true), ("2026-11-01T06:30:00Z", true), ("2026-11-01T09:00:00Z", false)]);
+    let s = schedule(
+        r#"{"timezone": "America/New_York", "periods": [{"begin": "01:30", "end": "04:00"}]}"#,
+    );
+    assert_states(
+        &s,
+        &[
+            ("2026-11-01T05:29:00Z", false),
+            ("2026-11-01T05:30:00Z", true),
+            ("2026-11-01T06:30:00Z", true),
+            ("2026-11-01T09:00:00Z", false),
+        ],
+    );
 }
 
 #[test]
 fn berlin_dst_gap_and_fold() {
     // 2026-03-29: 02:00 CET -> 03:00 CEST at 01:00Z. 2026-10-25: 03:00 CEST -> 02:00 CET at 01:00Z.
-    let s = schedule(r#"{"timezone": "Europe/Berlin", "periods": [{"begin": "02:15", "end": "07:00"}]}"#);
-    assert_states(&s, &[("2026-03-29T00:59:00Z", false), ("2026-03-29T01:00:00Z", true), ("2026-03-29T05:00:00Z", false)]);
-    assert_states(&s, &[("2026-10-25T00:14:00Z", false), ("2026-10-25T00:15:00Z", true), ("2026-10-25T05:59:00Z", true), ("2026-10-25T06:00:00Z", false)]);
+    let s = schedule(
+        r#"{"timezone": "Europe/Berlin", "periods": [{"begin": "02:15", "end": "07:00"}]}"#,
+    );
+    assert_states(
+        &s,
+        &[
+            ("2026-03-29T00:59:00Z", false),
+            ("2026-03-29T01:00:00Z", true),
+            ("2026-03-29T05:00:00Z", false),
+        ],
+    );
+    assert_states(
+        &s,
+        &[
+            ("2026-10-25T00:14:00Z", false),
+            ("2026-10-25T00:15:00Z", true),
+            ("2026-10-25T05:59:00Z", true),
+            ("2026-10-25T06:00:00Z", false),
+        ],
+    );
 }
 
 #[test]
 fn overnight_period_across_a_dst_change_ends_at_local_time() {
-    let s = schedule(r#"{"timezone": "Europe/Berlin", "periods": [{"weekdays": "sat", "begin": "22:00", "end": "06:00"}]}"#);
+    let s = schedule(
+        r#"{"timezone": "Europe/Berlin", "periods": [{"weekdays": "sat", "begin": "22:00", "end": "06:00"}]}"#,
+    );
     // Sat 2026-03-28 22:00 CET = 21:00Z; Sun 06:00 CEST = 04:00Z.
-    assert_states(&s, &[("2026-03-28T21:00:00Z", true), ("2026-03-29T03:59:00Z", true), ("2026-03-29T04:00:00Z", false)]);
+    assert_states(
+        &s,
+        &[
+            ("2026-03-28T21:00:00Z", true),
+            ("2026-03-29T03:59:00Z", true),
+            ("2026-03-29T04:00:00Z", false),
+        ],
+    );
 }
 
 #[test]
 fn last_transition_finds_a_missed_stop() {
     let s = schedule(r#"{"periods": [{"weekdays": "mon-fri", "begin": "09:00", "end": "18:00"}]}"#);
     // Saturday noon: the last change was Friday's stop.
-    let last = s.last_transition(ts("2026-11-28T12:00:00Z")).expect("transition");
-    assert_eq!(last, Transition { at: ts("2026-11-27T18:00:00Z"), running: false });
-    let during = s.last_transition(ts("2026-11-30T09:00:00Z")).expect("transition");
-    assert_eq!(during, Transition { at: ts("2026-11-30T09:00:00Z"), running: true });
+    let last = s
+        .last_transition(ts("2026-11-28T12:00:00Z"))
+        .expect("transition");
+    assert_eq!(
+        last,
+        Transition {
+            at: ts("2026-11-27T18:00:00Z"),
+            running: false
+        }
+    );
+    let during = s
+        .last_transition(ts("2026-11-30T09:00:00Z"))
+        .expect("transition");
+    assert_eq!(
+        during,
+        Transition {
+            at: ts("2026-11-30T09:00:00Z"),
+            running: true
+        }
+    );
 }
 
 #[test]
 fn back_to_back_periods_do_not_produce_a_transition() {
-    let s = schedule(r#"{"periods": [{"begin": "09:00", "end": "12:00"}, {"begin": "12:00", "end": "18:00"}]}"#);
+    let s = schedule(
+        r#"{"periods": [{"begin": "09:00", "end": "12:00"}, {"begin": "12:00", "end": "18:00"}]}"#,
+    );
     let t = s.transitions_between(ts("2026-11-26T00:00:00Z"), ts("2026-11-26T23:59:00Z"));
-    assert_eq!(t, vec![Transition { at: ts("2026-11-26T09:00:00Z"), running: true }, Transition { at: ts("2026-11-26T18:00:00Z"), running: false }]);
+    assert_eq!(
+        t,
+        vec![
+            Transition {
+                at: ts("2026-11-26T09:00:00Z"),
+                running: true
+            },
+            Transition {
+                at: ts("2026-11-26T18:00:00Z"),
+                running: false
+            }
+        ]
+    );
 }
 
 // ---- configuration mistakes users make -------------------------------------
@@ -226,18 +370,62 @@ fn back_to_back_periods_do_not_produce_a_transition() {
 #[test]
 fn real_mistakes_are_refused_with_the_field_named() {
     let cases = [
-        (r#"{"periods": [{"begin": "9:00"}]}"#, "periods[0].begin", "HH:MM"),
-        (r#"{"periods": [{"end": "24:00"}]}"#, "periods[0].end", "00-23"),
-        (r#"{"timezone": "KST", "periods": [{}]}"#, "timezone", "IANA"),
+        (
+            r#"{"periods": [{"begin": "9:00"}]}"#,
+            "periods[0].begin",
+            "HH:MM",
+        ),
+        (
+            r#"{"periods": [{"end": "24:00"}]}"#,
+            "periods[0].end",
+            "00-23",
+        ),
+        (
+            r#"{"timezone": "KST", "periods": [{}]}"#,
+            "timezone",
+            "IANA",
+        ),
         (r#"{"periods": []}"#, "periods", "empty"),
-        (r#"{"periods": [{"weekdays": "mon-fry"}]}"#, "periods[0].weekdays", "fry"),
-        (r#"{"periods": [{"weekday": "mon"}]}"#, "periods[0].weekday", "unknown field"),
-        (r#"{"periods": [{"monthdays": "0"}]}"#, "periods[0].monthdays", "1-31"),
-        (r#"{"periods": [{"months": "sept"}]}"#, "periods[0].months", "jan-dec"),
-        (r#"{"periods": [{"begin": "10:00", "end": "10:00"}]}"#, "periods[0].end", "equals begin"),
-        (r#"{"periods": [{}], "enforced": "yes"}"#, "enforced", "true or false"),
-        (r#"{"periods": [{}], "skip_dates": ["2026-13-01"]}"#, "skip_dates[0]", "YYYY-MM-DD"),
-        (r#"{"periods": [{"weekdays": "mon#6"}]}"#, "periods[0].weekdays", "1-5"),
+        (
+            r#"{"periods": [{"weekdays": "mon-fry"}]}"#,
+            "periods[0].weekdays",
+            "fry",
+        ),
+        (
+            r#"{"periods": [{"weekday": "mon"}]}"#,
+            "periods[0].weekday",
+            "unknown field",
+        ),
+        (
+            r#"{"periods": [{"monthdays": "0"}]}"#,
+            "periods[0].monthdays",
+            "1-31",
+        ),
+        (
+            r#"{"periods": [{"months": "sept"}]}"#,
+            "periods[0].months",
+            "jan-dec",
+        ),
+        (
+            r#"{"periods": [{"begin": "10:00", "end": "10:00"}]}"#,
+            "periods[0].end",
+            "equals begin",
+        ),
+        (
+            r#"{"periods": [{}], "enforced": "yes"}"#,
+            "enforced",
+            "true or false",
+        ),
+        (
+            r#"{"periods": [{}], "skip_dates": ["2026-13-01"]}"#,
+            "skip_dates[0]",
+            "YYYY-MM-DD",
+        ),
+        (
+            r#"{"periods": [{"weekdays": "mon#6"}]}"#,
+            "periods[0].weekdays",
+            "1-5",
+        ),
     ];
     for (json, field, hint) in cases {
         let error = schedule_error(json);
@@ -250,14 +438,26 @@ fn real_mistakes_are_refused_with_the_field_named() {
 #[test]
 fn a_broken_document_fails_as_a_whole() {
     let trailing_comma = r#"{"schedules": {"a": {"periods": [{}]},}}"#;
-    assert!(matches!(parse_schedules(trailing_comma), Err(ConfigError::NotJson { line: 1, .. })));
-    assert!(matches!(parse_schedules(r#"{"schedule": {}}"#), Err(ConfigError::Shape { .. })));
-    assert!(matches!(parse_schedules("[]"), Err(ConfigError::Shape { .. })));
+    assert!(matches!(
+        parse_schedules(trailing_comma),
+        Err(ConfigError::NotJson { line: 1, .. })
+    ));
+    assert!(matches!(
+        parse_schedules(r#"{"schedule": {}}"#),
+        Err(ConfigError::Shape { .. })
+    ));
+    assert!(matches!(
+        parse_schedules("[]"),
+        Err(ConfigError::Shape { .. })
+    ));
 }
 
 #[test]
 fn one_bad_schedule_leaves_the_others_usable() {
-    let parsed = parse_schedules(r#"{"schedules": {"good": {"periods": [{}]}, "bad": {"periods": [{"begin": "25:00"}]}}}"#).expect("parses");
+    let parsed = parse_schedules(
+        r#"{"schedules": {"good": {"periods": [{}]}, "bad": {"periods": [{"begin": "25:00"}]}}}"#,
+    )
+    .expect("parses");
     assert!(matches!(parsed.get("good"), Some(Ok(_))));
     assert!(matches!(parsed.get("bad"), Some(Err(_))));
     assert_eq!(parsed.errors().count(), 1);
@@ -266,14 +466,33 @@ fn one_bad_schedule_leaves_the_others_usable() {
 // ---- properties -------------------------------------------------------------
 
 fn clock() -> impl Strategy<Value = Option<String>> {
-    prop_oneof![Just(None), (0u8..24, prop_oneof![Just(0u8), Just(30u8), 0u8..60]).prop_map(|(h, m)| Some(format!("{h:02}:{m:02}")))]
+    prop_oneof![
+        Just(None),
+        (0u8..24, prop_oneof![Just(0u8), Just(30u8), 0u8..60])
+            .prop_map(|(h, m)| Some(format!("{h:02}:{m:02}")))
+    ]
 }
 
 fn period_json() -> impl Strategy<Value = String> {
-    let weekdays = prop_oneof![Just(None), Just(Some("mon-fri")), Just(Some("sat,sun")), Just(Some("wed")), Just(Some("fri-mon")), Just(Some("mon#1")), Just(Some("friL"))];
-    let monthdays = prop_oneof![Just(None), Just(Some("1-15")), Just(Some("L")), Just(Some("1,28"))];
+    let weekdays = prop_oneof![
+        Just(None),
+        Just(Some("mon-fri")),
+        Just(Some("sat,sun")),
+        Just(Some("wed")),
+        Just(Some("fri-mon")),
+        Just(Some("mon#1")),
+        Just(Some("friL"))
+    ];
+    let monthdays = prop_oneof![
+        Just(None),
+        Just(Some("1-15")),
+        Just(Some("L")),
+        Just(Some("1,28"))
+    ];
     (clock(), clock(), weekdays, monthdays)
-        .prop_filter("begin must differ from end", |(b, e, _, _)| b.is_none() || b != e)
+        .prop_filter("begin must differ from end", |(b, e, _, _)| {
+            b.is_none() || b != e
+        })
         .prop_map(|(b, e, w, m)| {
             let mut fields = Vec::new();
             if let Some(b) = b {
@@ -293,26 +512,46 @@ fn period_json() -> impl Strategy<Value = String> {
 }
 
 fn zone() -> impl Strategy<Value = &'static str> {
-    prop_oneof![Just("UTC"), Just("America/New_York"), Just("Europe/Berlin"), Just("Asia/Seoul"), Just("Australia/Lord_Howe")]
+    prop_oneof![
+        Just("UTC"),
+        Just("America/New_York"),
+        Just("Europe/Berlin"),
+        Just("Asia/Seoul"),
+        Just("Australia/Lord_Howe")
+    ]
 }
 
 /// The contract's words, directly: running when inside a span of a period on a
 /// matching day; open starts and stops are left to the table tests.
 fn naive_wants_running(s: &Schedule, at: Timestamp) -> bool {
     let date = at.to_zoned_datetime(s.timezone.clone()).date();
-    [date.yesterday().expect("date"), date].into_iter().any(|d| {
-        s.periods.iter().filter(|p| p.matches_day(d)).any(|p| {
-            let (begin, end) = match (p.begin, p.end) {
-                (Some(b), Some(e)) => {
-                    let end_date = if e < b { d.tomorrow().expect("date") } else { d };
-                    (d.to_datetime(b.to_time()), end_date.to_datetime(e.to_time()))
-                }
-                (None, None) => (d.to_datetime(jiff::civil::Time::midnight()), d.tomorrow().expect("date").to_datetime(jiff::civil::Time::midnight())),
-                _ => return false,
-            };
-            resolve_local(&s.timezone, begin) <= at && at < resolve_local(&s.timezone, end)
+    [date.yesterday().expect("date"), date]
+        .into_iter()
+        .any(|d| {
+            s.periods.iter().filter(|p| p.matches_day(d)).any(|p| {
+                let (begin, end) = match (p.begin, p.end) {
+                    (Some(b), Some(e)) => {
+                        let end_date = if e < b {
+                            d.tomorrow().expect("date")
+                        } else {
+                            d
+                        };
+                        (
+                            d.to_datetime(b.to_time()),
+                            end_date.to_datetime(e.to_time()),
+                        )
+                    }
+                    (None, None) => (
+                        d.to_datetime(jiff::civil::Time::midnight()),
+                        d.tomorrow()
+                            .expect("date")
+                            .to_datetime(jiff::civil::Time::midnight()),
+                    ),
+                    _ => return false,
+                };
+                resolve_local(&s.timezone, begin) <= at && at < resolve_local(&s.timezone, end)
+            })
         })
-    })
 }
 
 proptest! {
@@ -363,6 +602,14 @@ proptest! {
         prop_assert_eq!(&transitions, &expected, "{}", json);
         if let Some(last) = expected.last() {
             prop_assert_eq!(s.last_transition(until), Some(*last));
+        }
+        // Weeks later, with the same days repeating, the latest transition is
+        // still a real change of state (or there is none).
+        let later = ts("2026-04-02T12:00:00Z");
+        if let Some(t) = s.last_transition(later) {
+            let just_before = t.at.checked_sub(jiff::SignedDuration::from_secs(1)).expect("ts");
+            prop_assert_eq!(s.wants_running(t.at), t.running, "{}", json);
+            prop_assert_ne!(s.wants_running(just_before), t.running, "{}", json);
         }
     }
 

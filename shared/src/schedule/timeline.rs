@@ -101,7 +101,9 @@ impl Schedule {
     }
 
     fn has_open_starts(&self) -> bool {
-        self.periods.iter().any(|p| p.begin.is_some() && p.end.is_none())
+        self.periods
+            .iter()
+            .any(|p| p.begin.is_some() && p.end.is_none())
     }
 
     /// Whether an open start is still in force when the sweep begins at
@@ -148,7 +150,13 @@ impl Schedule {
                 Err(_) => break,
             }
         }
-        marks.retain(|(t, _)| *t <= until);
+        // Marks anchored on `to` may fall after it (an overnight end) while the
+        // next day's marks are not gathered: only instants before the day after
+        // `to` are known.
+        let window_end = to
+            .checked_add(1.day())
+            .map_or(Timestamp::MAX, |next| self.at(next, Time::midnight()));
+        marks.retain(|(t, _)| *t <= until && *t < window_end);
         marks.sort();
 
         let (mut spans, mut skips, mut open) = (0i32, 0i32, self.open_before(first));

@@ -56,7 +56,12 @@ pub async fn describe_scheduled_instances(
             source,
         })?;
         for reservation in page.reservations() {
-            instances.extend(reservation.instances().iter().filter_map(|i| to_instance(i, region)));
+            instances.extend(
+                reservation
+                    .instances()
+                    .iter()
+                    .filter_map(|i| to_instance(i, region)),
+            );
         }
     }
     Ok(instances)
@@ -68,11 +73,18 @@ fn to_instance(raw: &aws_sdk_ec2::types::Instance, region: &str) -> Option<Insta
     let state = raw
         .state()
         .and_then(|s| s.name())
-        .map_or(InstanceState::Other("unknown".into()), |n| InstanceState::from_name(n.as_str()));
+        .map_or(InstanceState::Other("unknown".into()), |n| {
+            InstanceState::from_name(n.as_str())
+        });
     let tags: BTreeMap<String, String> = raw
         .tags()
         .iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
         .collect();
     Some(Instance {
         instance_id,
@@ -80,7 +92,10 @@ fn to_instance(raw: &aws_sdk_ec2::types::Instance, region: &str) -> Option<Insta
         state,
         tags,
         spot: raw.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
-        hibernation_configured: raw.hibernation_options().and_then(|h| h.configured()).unwrap_or(false),
+        hibernation_configured: raw
+            .hibernation_options()
+            .and_then(|h| h.configured())
+            .unwrap_or(false),
         state_reason: raw.state_reason().map(|r| StateReason {
             code: r.code().unwrap_or_default().to_string(),
             message: r.message().unwrap_or_default().to_string(),
@@ -107,23 +122,37 @@ pub enum StateChange {
 /// names none). Throttling is retried by the SDK's retry policy before that.
 pub async fn change_state(client: &Client, change: StateChange, ids: &[String]) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
-    let mut queue: Vec<Vec<String>> = ids.chunks(ACTION_BATCH_SIZE).map(<[String]>::to_vec).collect();
+    let mut queue: Vec<Vec<String>> = ids
+        .chunks(ACTION_BATCH_SIZE)
+        .map(<[String]>::to_vec)
+        .collect();
     while let Some(batch) = queue.pop() {
         match call(client, change, &batch).await {
             Ok(()) => outcome.done.extend(batch),
             Err(error) => {
-                let named: Vec<&String> = batch.iter().filter(|id| error.message.contains(id.as_str())).collect();
+                let named: Vec<&String> = batch
+                    .iter()
+                    .filter(|id| error.message.contains(id.as_str()))
+                    .collect();
                 if !named.is_empty() && named.len() < batch.len() {
                     outcome
                         .failed
                         .extend(named.iter().map(|id| ((*id).clone(), error.text.clone())));
-                    queue.push(batch.iter().filter(|id| !named.contains(id)).cloned().collect());
+                    queue.push(
+                        batch
+                            .iter()
+                            .filter(|id| !named.contains(id))
+                            .cloned()
+                            .collect(),
+                    );
                 } else if batch.len() > 1 && error.per_instance {
                     let (left, right) = batch.split_at(batch.len() / 2);
                     queue.push(left.to_vec());
                     queue.push(right.to_vec());
                 } else {
-                    outcome.failed.extend(batch.into_iter().map(|id| (id, error.text.clone())));
+                    outcome
+                        .failed
+                        .extend(batch.into_iter().map(|id| (id, error.text.clone())));
                 }
             }
         }
@@ -193,7 +222,12 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
 /// 1000 instances sharing a value. Failures are returned per instance: the
 /// state change happened, so only the marker is missing (the next tick sees
 /// the instance already in its state and records it then).
-pub async fn record_applied(client: &Client, tag_key: &str, value: &str, ids: &[String]) -> Vec<(String, String)> {
+pub async fn record_applied(
+    client: &Client,
+    tag_key: &str,
+    value: &str,
+    ids: &[String],
+) -> Vec<(String, String)> {
     let mut failures = Vec::new();
     for batch in ids.chunks(TAG_BATCH_SIZE) {
         let result = client

@@ -8,9 +8,12 @@ mod tick;
 
 pub use instance::{Instance, InstanceState, StateReason};
 pub use plan::{
-    plan_tick, Action, Failed, PlannedAction, PlannedMark, Skipped, TickPlan, APPLIED_TAG, ASG_TAG, OVERRIDE_TAG,
+    plan_tick, Action, Failed, PlannedAction, PlannedMark, Skipped, TickPlan, APPLIED_TAG, ASG_TAG,
+    OVERRIDE_TAG,
 };
-pub use settings::{parse_flag, parse_tick_event, EnvError, EventError, SchedulerSettings, TickRequest};
+pub use settings::{
+    parse_flag, parse_tick_event, EnvError, EventError, SchedulerSettings, TickRequest,
+};
 pub use tick::{run_tick, RegionClient, TickError, TickSummary};
 
 #[cfg(test)]

@@ -106,20 +106,32 @@ enum Decision {
     Mark(Timestamp),
 }
 
-fn decide(instance: &Instance, schedules: &Schedules, schedule_tag: &str, now: Timestamp) -> Decision {
+fn decide(
+    instance: &Instance,
+    schedules: &Schedules,
+    schedule_tag: &str,
+    now: Timestamp,
+) -> Decision {
     let running = match &instance.state {
         InstanceState::Running => true,
         InstanceState::Stopped => false,
         InstanceState::Terminated => return Decision::Nothing,
         transitional => {
-            return Decision::Skip(format!("instance is {} (transitional state)", transitional.name()))
+            return Decision::Skip(format!(
+                "instance is {} (transitional state)",
+                transitional.name()
+            ))
         }
     };
     if let Some(group) = instance.tags.get(ASG_TAG) {
-        return Decision::Skip(format!("member of Auto Scaling group \"{group}\" (the group manages its capacity)"));
+        return Decision::Skip(format!(
+            "member of Auto Scaling group \"{group}\" (the group manages its capacity)"
+        ));
     }
     if instance.spot {
-        return Decision::Skip("spot instance (cannot be stopped and started by a schedule)".into());
+        return Decision::Skip(
+            "spot instance (cannot be stopped and started by a schedule)".into(),
+        );
     }
     let pinned = match instance.tags.get(OVERRIDE_TAG).map(|v| v.trim()) {
         None => None,
@@ -133,7 +145,11 @@ fn decide(instance: &Instance, schedules: &Schedules, schedule_tag: &str, now: T
         }
     };
     // Tag values typed in a console often carry stray spaces.
-    let name = instance.tags.get(schedule_tag).map(|v| v.trim()).unwrap_or_default();
+    let name = instance
+        .tags
+        .get(schedule_tag)
+        .map(|v| v.trim())
+        .unwrap_or_default();
     let schedule = match schedules.get(name) {
         None => return Decision::Skip(format!("unknown schedule \"{name}\"")),
         Some(Err(invalid)) => return Decision::Skip(format!("invalid schedule: {invalid}")),
@@ -166,8 +182,15 @@ fn decide(instance: &Instance, schedules: &Schedules, schedule_tag: &str, now: T
     // A start fleetops made for this transition that did not hold is reported,
     // not retried every tick; the next start transition tries again.
     if want_running && !running && already_applied {
-        if let Some(reason) = instance.state_reason.as_ref().filter(|r| r.is_failed_start()) {
-            return Decision::Fail(format!("start did not hold: {}: {}", reason.code, reason.message));
+        if let Some(reason) = instance
+            .state_reason
+            .as_ref()
+            .filter(|r| r.is_failed_start())
+        {
+            return Decision::Fail(format!(
+                "start did not hold: {}: {}",
+                reason.code, reason.message
+            ));
         }
     }
 

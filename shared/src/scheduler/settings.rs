@@ -32,10 +32,21 @@ pub struct SchedulerSettings {
 
 impl SchedulerSettings {
     /// `env` looks a variable up (`std::env::var(..).ok()` in production).
-    pub fn from_env(env: impl Fn(&str) -> Option<String>, own_region: Option<&str>) -> Result<Self, EnvError> {
-        let non_empty = |name: &str| env(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    pub fn from_env(
+        env: impl Fn(&str) -> Option<String>,
+        own_region: Option<&str>,
+    ) -> Result<Self, EnvError> {
+        let non_empty = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let regions: Vec<String> = match non_empty("REGIONS") {
-            Some(list) => list.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect(),
+            Some(list) => list
+                .split(',')
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect(),
             None => own_region.map(|r| vec![r.to_string()]).unwrap_or_default(),
         };
         if regions.is_empty() {
@@ -52,7 +63,8 @@ impl SchedulerSettings {
         }
         Ok(Self {
             schedule_tag: non_empty("SCHEDULE_TAG").unwrap_or_else(|| "Schedule".into()),
-            schedules_parameter: non_empty("SCHEDULES_PARAMETER").unwrap_or_else(|| "/fleetops/schedules".into()),
+            schedules_parameter: non_empty("SCHEDULES_PARAMETER")
+                .unwrap_or_else(|| "/fleetops/schedules".into()),
             dry_run: parse_flag("DRY_RUN", non_empty("DRY_RUN").as_deref())?,
             regions,
         })
@@ -60,7 +72,10 @@ impl SchedulerSettings {
 }
 
 fn is_region_name(name: &str) -> bool {
-    name.split('-').count() >= 3 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    name.split('-').count() >= 3
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// `true`/`false` (any case), `1`/`0`, `yes`/`no`; unset is false.
@@ -87,7 +102,12 @@ pub struct TickRequest {
 pub fn parse_tick_event(event: &Value, clock: Timestamp) -> Result<TickRequest, EventError> {
     let object = match event {
         Value::Object(o) => o,
-        Value::Null => return Ok(TickRequest { now: clock, dry_run: false }),
+        Value::Null => {
+            return Ok(TickRequest {
+                now: clock,
+                dry_run: false,
+            })
+        }
         _ => {
             return Err(EventError {
                 field: "(event)",

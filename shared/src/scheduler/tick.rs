@@ -7,7 +7,9 @@ use futures::future::join_all;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::ec2::{change_state, describe_scheduled_instances, record_applied, DescribeError, StateChange};
+use super::ec2::{
+    change_state, describe_scheduled_instances, record_applied, DescribeError, StateChange,
+};
 use super::plan::{plan_tick, Action, Failed, Skipped, TickPlan, APPLIED_TAG};
 use super::settings::{SchedulerSettings, TickRequest};
 use crate::schedule::{parse_schedules, ConfigError};
@@ -119,8 +121,12 @@ pub async fn run_tick(
     }
     summary.started.sort();
     summary.stopped.sort();
-    summary.skipped.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-    summary.failed.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    summary
+        .skipped
+        .sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    summary
+        .failed
+        .sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
     tracing::info!(
         time = %summary.time,
         dry_run,
@@ -152,7 +158,10 @@ async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcom
     // Instances that reached their transition's state, by marker value.
     let mut to_mark: BTreeMap<Timestamp, Vec<String>> = BTreeMap::new();
     for mark in plan.marks.iter().filter(|m| m.region == region.region) {
-        to_mark.entry(mark.applied).or_default().push(mark.instance_id.clone());
+        to_mark
+            .entry(mark.applied)
+            .or_default()
+            .push(mark.instance_id.clone());
     }
 
     let changes = [
@@ -186,9 +195,15 @@ async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcom
                 error: format!("{name} failed: {error}"),
             });
         }
-        for action in actions.iter().filter(|a| result.done.contains(&a.instance_id)) {
+        for action in actions
+            .iter()
+            .filter(|a| result.done.contains(&a.instance_id))
+        {
             if let Some(applied) = action.applied {
-                to_mark.entry(applied).or_default().push(action.instance_id.clone());
+                to_mark
+                    .entry(applied)
+                    .or_default()
+                    .push(action.instance_id.clone());
             }
         }
         match change {
@@ -198,7 +213,9 @@ async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcom
     }
 
     for (applied, ids) in to_mark {
-        for (id, error) in record_applied(&region.ec2, APPLIED_TAG, &applied.to_string(), &ids).await {
+        for (id, error) in
+            record_applied(&region.ec2, APPLIED_TAG, &applied.to_string(), &ids).await
+        {
             // The instance is in its state; only the marker is missing, which
             // the next tick records. Logged, not reported as a failed action.
             tracing::warn!(instance_id = %id, action = "mark", result = "failed", error = %error);

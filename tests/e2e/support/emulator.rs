@@ -48,7 +48,11 @@ impl Emulator {
             .next()
             .and_then(|p| p.parse().ok())
             .expect("port in the emulator's endpoint");
-        Self { child, endpoint, port }
+        Self {
+            child,
+            endpoint,
+            port,
+        }
     }
 
     /// SDK configuration pointed at the emulator, as a function would build it
@@ -57,7 +61,9 @@ impl Emulator {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new(region.to_string()))
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "emulator"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "emulator",
+            ))
             .load()
             .await
     }
@@ -80,18 +86,28 @@ impl Emulator {
     /// Calls the emulator's control plane (`/_fleetops/...`).
     pub fn control(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         let payload = body.map(Value::to_string).unwrap_or_default();
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
         stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
             self.port,
             payload.len()
         );
-        stream.write_all(request.as_bytes()).expect("send to the emulator");
+        stream
+            .write_all(request.as_bytes())
+            .expect("send to the emulator");
         let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read from the emulator");
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response.as_str(), ""));
-        assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"), "{method} {path}: {head}\n{body}");
+        stream
+            .read_to_string(&mut response)
+            .expect("read from the emulator");
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .unwrap_or((response.as_str(), ""));
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "{method} {path}: {head}\n{body}"
+        );
         if body.trim().is_empty() {
             Value::Null
         } else {
@@ -106,7 +122,11 @@ impl Emulator {
     }
 
     pub fn reset_calls(&self) {
-        self.control("POST", "/_fleetops/calls/reset", Some(&Value::Null));
+        self.control(
+            "POST",
+            "/_fleetops/calls/reset",
+            Some(&serde_json::json!({})),
+        );
     }
 }
 

@@ -13,7 +13,6 @@ pub struct LambdaFunction {
     watch: Child,
     function: Child,
     port: u16,
-    name: String,
     log_path: PathBuf,
 }
 
@@ -58,28 +57,47 @@ impl LambdaFunction {
     pub fn start(name: &str, env: &[(String, String)]) -> Self {
         let port = free_port();
         let watch = cargo_lambda()
-            .args(["watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port"])
+            .args([
+                "watch",
+                "--only-lambda-apis",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
             .arg(port.to_string())
             .current_dir(repo_root())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting cargo lambda watch (run `make setup` first): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("starting cargo lambda watch (run `make setup` first): {e}")
+            });
         wait_for_port(port);
 
         let binary = target_dir().join("debug").join(name);
-        assert!(binary.exists(), "{} is not built; run `cargo build --workspace` first", binary.display());
+        assert!(
+            binary.exists(),
+            "{} is not built; run `cargo build --workspace` first",
+            binary.display()
+        );
         let log_path = std::env::temp_dir().join(format!("fleetops-{name}-{port}.log"));
         let log = std::fs::File::create(&log_path).expect("function log file");
         let function = Command::new(&binary)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}/.rt"))
+            // `--only-lambda-apis` serves the default function `_` under `/.rt`.
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
@@ -88,7 +106,6 @@ impl LambdaFunction {
             watch,
             function,
             port,
-            name: name.to_string(),
             log_path,
         }
     }
@@ -96,7 +113,13 @@ impl LambdaFunction {
     /// Invokes the function with `event` through `cargo lambda invoke`.
     pub fn invoke(&self, event: &Value) -> Invocation {
         let output: Output = cargo_lambda()
-            .args(["invoke", &self.name, "--invoke-address", "127.0.0.1", "--invoke-port"])
+            .args([
+                "invoke",
+                "_",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
             .arg(self.port.to_string())
             .args(["--output-format", "json", "--data-ascii"])
             .arg(event.to_string())
@@ -106,12 +129,20 @@ impl LambdaFunction {
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
         let stderr = String::from_utf8_lossy(&output.stderr).to_string();
         if output.status.success() {
-            let value = serde_json::from_str(stdout.trim())
-                .unwrap_or_else(|e| panic!("the function's output is not JSON ({e}): {stdout}\n{stderr}"));
+            let value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+                panic!("the function's output is not JSON ({e}): {stdout}\n{stderr}")
+            });
             Invocation { result: Ok(value) }
         } else {
+            // cargo lambda draws errors in a box wrapped at 80 columns; unwrap it
+            // so a test can search the message.
+            let raw = format!("{stdout}{stderr}");
+            let text: Vec<&str> = raw
+                .split_whitespace()
+                .filter(|w| !matches!(*w, "×" | "│"))
+                .collect();
             Invocation {
-                result: Err(format!("{stdout}{stderr}")),
+                result: Err(text.join(" ")),
             }
         }
     }
@@ -125,7 +156,10 @@ impl LambdaFunction {
 fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "cargo lambda watch did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

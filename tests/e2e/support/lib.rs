@@ -30,7 +30,8 @@ pub fn venv_bin(tool: &str) -> PathBuf {
 /// A sample event from `events/`.
 pub fn event(name: &str) -> serde_json::Value {
     let path = repo_root().join("events").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 

@@ -1,0 +1,21 @@
+//! compliance-reporter: a nightly fleet compliance report to SNS (and S3).
+//!
+//! `gather` reads AWS into a [`FleetSnapshot`], `build_report` turns it into a
+//! [`ComplianceReport`] (pure), `render` writes text/JSON/HTML and fits the SNS
+//! message, `publish` sends and stores it; [`run_report`] does all of it.
+
+pub mod build;
+pub mod gather;
+pub mod publish;
+pub mod render;
+mod run;
+mod settings;
+pub mod snapshot;
+
+pub use build::{build_report, ComplianceReport, Previous, Standing};
+pub use render::{
+    fit_message, render_html, render_json, render_text, subject, FittedMessage, SNS_MAX_BYTES,
+};
+pub use run::{run_report, Clients, ReportError, ReportOutput};
+pub use settings::{check_topic_arn, ReporterSettings, DEFAULT_STATE_PARAMETER};
+pub use snapshot::FleetSnapshot;

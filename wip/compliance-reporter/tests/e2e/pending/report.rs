@@ -1,0 +1,650 @@
+//! compliance-reporter end to end: seed a mixed fleet (agents, patch states,
+//! association compliance) in the emulator, run the real binary, and read the
+//! report as a subscriber does: an SQS queue subscribed to the topic.
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use aws_sdk_ssm::types::{
+    ComplianceExecutionSummary, ComplianceItemEntry, ComplianceSeverity, ComplianceStatus,
+    OperatingSystem,
+};
+use fleetops_e2e::{event, Emulator, LambdaFunction};
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+
+struct Fleet {
+    emulator: Emulator,
+    ec2: aws_sdk_ec2::Client,
+    ssm: aws_sdk_ssm::Client,
+    sns: aws_sdk_sns::Client,
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+struct Seeded {
+    web_ok: String,
+    web_critical: String,
+    web_reboot: String,
+    db_failed: String,
+    db_offline: String,
+    db_stale: String,
+    db_never: String,
+    legacy: String,
+    stopped: String,
+}
+
+impl Fleet {
+    async fn new() -> Self {
+        let emulator = Emulator::start();
+        let config = emulator.sdk_config(REGION).await;
+        Self {
+            ec2: aws_sdk_ec2::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            emulator,
+        }
+    }
+
+    async fn launch(&self, name: &str, group: Option<&str>) -> String {
+        let mut spec = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(Tag::builder().key("Name").value(name).build());
+        if let Some(group) = group {
+            spec = spec.tags(Tag::builder().key("Patch Group").value(group).build());
+        }
+        let output = self
+            .ec2
+            .run_instances()
+            .image_id("ami-760aaa0f")
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(spec.build())
+            .send()
+            .await
+            .expect("run instance");
+        output.instances()[0]
+            .instance_id()
+            .expect("instance id")
+            .to_string()
+    }
+
+    fn agent(&self, id: &str, ping: &str) {
+        self.emulator.control(
+            "POST",
+            "/_fleetops/ssm/agent",
+            Some(&json!({"instance_id": id, "ping_status": ping})),
+        );
+    }
+
+    fn patch_state(&self, id: &str, fields: Value) {
+        let mut body = json!({"InstanceId": id, "InstalledCount": 12});
+        if let (Value::Object(b), Value::Object(f)) = (&mut body, fields) {
+            b.extend(f);
+        }
+        self.emulator
+            .control("POST", "/_fleetops/ssm/patch-state", Some(&body));
+    }
+
+    async fn association(&self, id: &str, status: ComplianceStatus) {
+        self.ssm
+            .put_compliance_items()
+            .resource_id(id)
+            .resource_type("ManagedInstance")
+            .compliance_type("Association")
+            .execution_summary(
+                ComplianceExecutionSummary::builder()
+                    .execution_time(aws_smithy_types::DateTime::from_secs(
+                        jiff::Timestamp::now().as_second(),
+                    ))
+                    .build()
+                    .expect("summary"),
+            )
+            .items(
+                ComplianceItemEntry::builder()
+                    .id("assoc-cloudwatch-agent")
+                    .title("AWS-ConfigureAWSPackage")
+                    .severity(ComplianceSeverity::High)
+                    .status(status)
+                    .build()
+                    .expect("item"),
+            )
+            .send()
+            .await
+            .expect("put compliance items");
+    }
+
+    /// Two patch groups (web with a baseline, db without), and one of everything.
+    async fn seed(&self) -> Seeded {
+        let baseline = self
+            .ssm
+            .create_patch_baseline()
+            .name("fleetops-web")
+            .operating_system(OperatingSystem::AmazonLinux2)
+            .send()
+            .await
+            .expect("baseline");
+        self.ssm
+            .register_patch_baseline_for_patch_group()
+            .baseline_id(baseline.baseline_id().expect("baseline id"))
+            .patch_group("web")
+            .send()
+            .await
+            .expect("register group");
+
+        let s = Seeded {
+            web_ok: self.launch("web-ok", Some("web")).await,
+            web_critical: self.launch("web-critical", Some("web")).await,
+            web_reboot: self.launch("web-reboot", Some("web")).await,
+            db_failed: self.launch("db-failed", Some("db")).await,
+            db_offline: self.launch("db-offline", Some("db")).await,
+            db_stale: self.launch("db-stale", Some("db")).await,
+            db_never: self.launch("db-never-scanned", Some("db")).await,
+            legacy: self.launch("legacy-unmanaged", None).await,
+            stopped: self.launch("batch-stopped", Some("web")).await,
+        };
+        let terminated = self.launch("old-terminated", Some("web")).await;
+        for id in [
+            &s.web_ok,
+            &s.web_critical,
+            &s.web_reboot,
+            &s.db_failed,
+            &s.db_stale,
+            &s.db_never,
+            &s.stopped,
+            &terminated,
+        ] {
+            self.agent(id, "Online");
+        }
+        self.agent(&s.db_offline, "ConnectionLost");
+        self.patch_state(&s.web_ok, json!({"NotApplicableCount": 30}));
+        self.patch_state(
+            &s.web_critical,
+            json!({"MissingCount": 3, "CriticalNonCompliantCount": 2, "SecurityNonCompliantCount": 1}),
+        );
+        self.patch_state(&s.web_reboot, json!({"InstalledPendingRebootCount": 1}));
+        self.patch_state(&s.db_failed, json!({"FailedCount": 1}));
+        self.patch_state(&s.db_offline, json!({}));
+        let month_ago = jiff::Timestamp::now().as_second() - 30 * 86_400;
+        self.patch_state(
+            &s.db_stale,
+            json!({"OperationStartTime": month_ago - 60, "OperationEndTime": month_ago}),
+        );
+        // Missing patches on a stopped instance must not make it non-compliant.
+        self.patch_state(
+            &s.stopped,
+            json!({"MissingCount": 9, "CriticalNonCompliantCount": 9}),
+        );
+        self.patch_state(&terminated, json!({"FailedCount": 4}));
+        self.association(&s.web_ok, ComplianceStatus::Compliant)
+            .await;
+        self.association(&s.db_failed, ComplianceStatus::NonCompliant)
+            .await;
+        self.ec2
+            .stop_instances()
+            .instance_ids(&s.stopped)
+            .send()
+            .await
+            .expect("stop");
+        self.ec2
+            .terminate_instances()
+            .instance_ids(&terminated)
+            .send()
+            .await
+            .expect("terminate");
+        s
+    }
+
+    /// A topic with an SQS subscriber (raw delivery off, as by default).
+    async fn topic_with_queue(&self) -> (String, String) {
+        let topic = self
+            .sns
+            .create_topic()
+            .name("fleetops-report")
+            .send()
+            .await
+            .expect("topic");
+        let topic_arn = topic.topic_arn().expect("topic arn").to_string();
+        let queue = self
+            .sqs
+            .create_queue()
+            .queue_name("report-reader")
+            .send()
+            .await
+            .expect("queue");
+        let queue_url = queue.queue_url().expect("queue url").to_string();
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes");
+        let queue_arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .expect("queue arn")
+            .clone();
+        self.sns
+            .subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .expect("subscribe");
+        (topic_arn, queue_url)
+    }
+
+    /// The SNS notifications waiting in the queue, oldest first.
+    async fn notifications(&self, queue_url: &str) -> Vec<Value> {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        output
+            .messages()
+            .iter()
+            .map(|m| {
+                serde_json::from_str(m.body().unwrap_or_default()).expect("an SNS notification")
+            })
+            .collect()
+    }
+
+    fn start_function(&self, extra_env: &[(&str, &str)]) -> LambdaFunction {
+        let mut env = self.emulator.function_env(REGION);
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        LambdaFunction::start("compliance-reporter", &env)
+    }
+}
+
+fn nightly_now() -> Value {
+    let mut e = event("compliance-reporter-nightly.json");
+    e["time"] = json!(jiff::Timestamp::now().to_string());
+    e
+}
+
+fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_mixed_fleet_when_the_nightly_report_runs_then_the_sqs_subscriber_gets_the_json_report(
+) {
+    let fleet = Fleet::new().await;
+    let s = fleet.seed().await;
+    let (topic_arn, queue_url) = fleet.topic_with_queue().await;
+    let function = fleet.start_function(&[("REPORT_TOPIC_ARN", &topic_arn)]);
+    fleet.emulator.reset_calls();
+
+    let output = function.invoke(&nightly_now()).output().clone();
+    let calls = fleet.emulator.calls();
+    println!("output: {output}\ncalls: {calls:?}");
+    assert_eq!(output["dry_run"], json!(false));
+    assert_eq!(
+        output["instances"],
+        json!(9),
+        "terminated is left out: {output}"
+    );
+    assert_eq!(
+        output["noncompliant"],
+        json!(3),
+        "critical, reboot, failed: {output}"
+    );
+    assert!(output["message_id"].is_string(), "{output}");
+    assert_eq!(calls.get("sns:Publish"), Some(&1));
+    assert_eq!(
+        calls.get("ssm:DescribeInstancePatchStates"),
+        Some(&1),
+        "one batch of ≤ 50"
+    );
+
+    let notifications = fleet.notifications(&queue_url).await;
+    assert_eq!(notifications.len(), 1, "{notifications:?}");
+    let n = &notifications[0];
+    assert_eq!(n["Type"], "Notification");
+    let subject = n["Subject"].as_str().expect("subject");
+    assert!(subject.len() < 100 && subject.is_ascii(), "{subject}");
+    assert!(
+        subject.contains("3 non-compliant") && subject.contains("1 critical"),
+        "{subject}"
+    );
+    // The SQS subscriber gets the machine JSON, not the e-mail text.
+    let report: Value =
+        serde_json::from_str(n["Message"].as_str().expect("message")).expect("JSON report");
+    assert_eq!(report["type"], "fleetops.compliance-report");
+    let totals = &report["totals"];
+    assert_eq!(
+        (
+            &totals["running"],
+            &totals["stopped"],
+            &totals["unmanaged"],
+            &totals["connection_lost"]
+        ),
+        (&json!(8), &json!(1), &json!(1), &json!(1)),
+        "{totals}"
+    );
+    assert_eq!(
+        (&totals["compliant"], &totals["noncompliant"]),
+        (&json!(2), &json!(3)),
+        "{totals}"
+    );
+    assert_eq!(
+        (&totals["stale"], &totals["not_scanned"]),
+        (&json!(1), &json!(1)),
+        "{totals}"
+    );
+    assert_eq!(
+        (
+            &totals["missing_critical"],
+            &totals["pending_reboot"],
+            &totals["failed"]
+        ),
+        (&json!(1), &json!(1), &json!(1))
+    );
+    assert_eq!(
+        (
+            &totals["association_compliant"],
+            &totals["association_noncompliant"]
+        ),
+        (&json!(1), &json!(1))
+    );
+    let groups: Vec<(String, Value)> = report["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            (
+                g["patch_group"].as_str().unwrap_or_default().to_string(),
+                g["baseline_id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    assert!(
+        groups.iter().any(|(g, b)| g == "db" && b.is_null()),
+        "db has no baseline: {groups:?}"
+    );
+    assert!(
+        groups.iter().any(|(g, b)| g == "web" && b.is_string()),
+        "{groups:?}"
+    );
+    assert_eq!(
+        report["worst_instances"][0]["instance_id"],
+        json!(s.web_critical)
+    );
+    let worst: Vec<&str> = report["worst_instances"]
+        .as_array()
+        .expect("worst")
+        .iter()
+        .filter_map(|l| l["instance_id"].as_str())
+        .collect();
+    for id in [
+        &s.web_reboot,
+        &s.db_failed,
+        &s.db_offline,
+        &s.db_stale,
+        &s.db_never,
+        &s.legacy,
+    ] {
+        assert!(worst.contains(&id.as_str()), "{id} in {worst:?}");
+    }
+    assert!(!worst.contains(&s.stopped.as_str()) && !worst.contains(&s.web_ok.as_str()));
+    assert_eq!(report["stopped"][0]["instance_id"], json!(s.stopped));
+
+    // The e-mail text went to the email/default entries of the same publish.
+    let published = fleet
+        .emulator
+        .control("GET", "/_fleetops/sns/messages", None);
+    let message: Value = serde_json::from_str(
+        published["messages"][0]["message"]
+            .as_str()
+            .expect("message"),
+    )
+    .expect("structure");
+    let text = message["email"].as_str().expect("email text");
+    println!("{text}");
+    assert_eq!(message["default"], message["email"]);
+    assert!(
+        line_with(text, "web-critical").contains("2 critical"),
+        "{text}"
+    );
+    assert!(line_with(text, "legacy-unmanaged").contains(&s.legacy));
+    assert!(text.contains("Stopped (not assessed) (1)"), "{text}");
+    assert!(text.contains("Changes: first report"), "{text}");
+
+    // The previous summary was kept; tomorrow's report shows what changed.
+    let kept = fleet
+        .ssm
+        .get_parameter()
+        .name("/fleetops/compliance-reporter/previous")
+        .send()
+        .await
+        .expect("previous summary");
+    assert!(kept
+        .parameter()
+        .and_then(|p| p.value())
+        .is_some_and(|v| v.len() < 4096));
+    fleet.patch_state(
+        &s.web_critical,
+        json!({"MissingCount": 0, "CriticalNonCompliantCount": 0, "SecurityNonCompliantCount": 0}),
+    );
+    let second = function.invoke(&nightly_now()).output().clone();
+    assert_eq!(second["noncompliant"], json!(2), "{second}");
+    let notifications = fleet.notifications(&queue_url).await;
+    let report: Value =
+        serde_json::from_str(notifications[0]["Message"].as_str().expect("message")).expect("JSON");
+    assert_eq!(
+        report["changes"]["fixed"],
+        json!([s.web_critical]),
+        "{}",
+        report["changes"]
+    );
+    assert!(report["changes"]["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .any(|m| m["metric"] == "noncompliant" && m["before"] == 3 && m["after"] == 2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_report_bucket_when_the_report_runs_then_json_and_html_are_stored_and_linked() {
+    let fleet = Fleet::new().await;
+    let s = fleet.seed().await;
+    let (topic_arn, queue_url) = fleet.topic_with_queue().await;
+    fleet
+        .s3
+        .create_bucket()
+        .bucket("fleet-reports")
+        .send()
+        .await
+        .expect("bucket");
+    let function = fleet.start_function(&[
+        ("REPORT_TOPIC_ARN", &topic_arn),
+        ("REPORT_BUCKET", "fleet-reports"),
+    ]);
+
+    let output = function.invoke(&nightly_now()).output().clone();
+    let objects: Vec<&str> = output["report_objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(objects.len(), 2, "{output}");
+    let listed = fleet
+        .s3
+        .list_objects_v2()
+        .bucket("fleet-reports")
+        .prefix("fleetops/reports/")
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    for key in &keys {
+        assert!(
+            key.starts_with(&format!("fleetops/reports/{today}/")),
+            "{key}"
+        );
+        assert!(
+            objects.contains(&format!("s3://fleet-reports/{key}").as_str()),
+            "{key} in {objects:?}"
+        );
+    }
+    let s3 = &fleet.s3;
+    let get = |key: String| async move {
+        let object = s3
+            .get_object()
+            .bucket("fleet-reports")
+            .key(key)
+            .send()
+            .await
+            .expect("get");
+        String::from_utf8(object.body.collect().await.expect("body").to_vec()).expect("utf-8")
+    };
+    let json_key = keys
+        .iter()
+        .find(|k| k.ends_with(".json"))
+        .expect("json key")
+        .to_string();
+    let html_key = keys
+        .iter()
+        .find(|k| k.ends_with(".html"))
+        .expect("html key")
+        .to_string();
+    let full: Value = serde_json::from_str(&get(json_key).await).expect("full JSON");
+    assert_eq!(full["totals"]["noncompliant"], json!(3));
+    let html = get(html_key).await;
+    assert_eq!(html.matches("<svg").count(), 3, "one chart per group");
+    assert!(html.contains(&s.web_critical));
+
+    let notifications = fleet.notifications(&queue_url).await;
+    let report: Value =
+        serde_json::from_str(notifications[0]["Message"].as_str().expect("message")).expect("JSON");
+    let links = report["links"].as_array().expect("links");
+    assert!(
+        links.iter().any(|l| l
+            .as_str()
+            .is_some_and(|l| l.starts_with("s3://fleet-reports/fleetops/reports/"))),
+        "{links:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_dry_run_event_then_the_report_is_returned_and_nothing_is_published_or_stored() {
+    let fleet = Fleet::new().await;
+    fleet.seed().await;
+    let (topic_arn, _queue_url) = fleet.topic_with_queue().await;
+    let function = fleet.start_function(&[("REPORT_TOPIC_ARN", &topic_arn)]);
+    fleet.emulator.reset_calls();
+    let output = function
+        .invoke(&event("compliance-reporter-dry-run.json"))
+        .output()
+        .clone();
+    assert_eq!(output["dry_run"], json!(true));
+    assert!(output["message_id"].is_null());
+    assert!(
+        output["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("non-compliant")),
+        "{output}"
+    );
+    let calls = fleet.emulator.calls();
+    assert!(
+        !calls.contains_key("sns:Publish") && !calls.contains_key("ssm:PutParameter"),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_missing_or_invalid_topic_arn_then_the_invocation_fails_before_any_aws_call() {
+    let fleet = Fleet::new().await;
+    for env in [
+        vec![],
+        vec![("REPORT_TOPIC_ARN", "fleetops-report")],
+        vec![(
+            "REPORT_TOPIC_ARN",
+            "arn:aws:sqs:us-east-1:123456789012:fleetops-report",
+        )],
+        vec![
+            ("REPORT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:ok"),
+            ("STALE_AFTER_DAYS", "0"),
+        ],
+    ] {
+        fleet.emulator.reset_calls();
+        let function = fleet.start_function(&env);
+        let invocation = function.invoke(&nightly_now());
+        let error = invocation.error();
+        assert!(error.contains("InvalidConfig"), "{error}");
+        let named = if env.len() == 2 {
+            "STALE_AFTER_DAYS"
+        } else {
+            "REPORT_TOPIC_ARN"
+        };
+        assert!(error.contains(named), "{error}");
+        assert!(
+            fleet.emulator.calls().is_empty(),
+            "{:?}",
+            fleet.emulator.calls()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_throttled_patch_states_that_never_recover_then_the_report_says_which_data_is_missing(
+) {
+    let fleet = Fleet::new().await;
+    fleet.seed().await;
+    let (topic_arn, queue_url) = fleet.topic_with_queue().await;
+    fleet.emulator.control(
+        "POST",
+        "/_fleetops/faults",
+        Some(&json!({"rules": [{"service": "ssm", "operation": "DescribeInstancePatchStates", "error": "ThrottlingException"}]})),
+    );
+    let function = fleet.start_function(&[("REPORT_TOPIC_ARN", &topic_arn)]);
+    let output = function.invoke(&nightly_now()).output().clone();
+    assert_eq!(output["complete"], json!(false), "{output}");
+    assert_eq!(
+        output["missing_data"],
+        json!(["ssm:DescribeInstancePatchStates"])
+    );
+    assert_eq!(
+        output["previous_saved"],
+        json!(false),
+        "an incomplete report is not kept for comparison"
+    );
+    let notifications = fleet.notifications(&queue_url).await;
+    assert!(notifications[0]["Subject"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("INCOMPLETE")));
+    let report: Value =
+        serde_json::from_str(notifications[0]["Message"].as_str().expect("message")).expect("JSON");
+    assert_eq!(
+        report["totals"]["noncompliant"],
+        json!(0),
+        "no wrong counts: {}",
+        report["totals"]
+    );
+    assert!(report["gaps"][0]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("ThrottlingException")));
+}
