@@ -72,3 +72,8 @@ echo "Fleet before the tick:"
 run_function instance-scheduler events/instance-scheduler-tick.json
 echo "Fleet after the tick (as EC2 now reports it):"
 "$PY" tools/demo_fleet.py states "$ENDPOINT"
+
+banner "instance-scheduler, next tick: Friday 09:05 in Seoul (00:05 UTC)"
+run_function instance-scheduler events/instance-scheduler-seoul-morning.json
+echo "Fleet after the morning tick:"
+"$PY" tools/demo_fleet.py states "$ENDPOINT"
