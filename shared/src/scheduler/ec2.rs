@@ -171,7 +171,7 @@ struct CallError {
 }
 
 async fn call(client: &Client, change: StateChange, ids: &[String]) -> Result<(), CallError> {
-    let result = match change {
+    match change {
         StateChange::Start => client
             .start_instances()
             .set_instance_ids(Some(ids.to_vec()))
@@ -187,8 +187,7 @@ async fn call(client: &Client, change: StateChange, ids: &[String]) -> Result<()
             .await
             .map(|_| ())
             .map_err(classify),
-    };
-    result
+    }
 }
 
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>(

@@ -1,11 +1,13 @@
 //! The scheduler's decisions for one tick, as a pure function of the fleet,
 //! the schedules and "now".
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use serde::Serialize;
 
 use super::instance::{Instance, InstanceState};
-use crate::schedule::Schedules;
+use crate::schedule::{Schedule, Schedules, Transition};
 
 /// Tag that pins an instance's state or makes the scheduler leave it alone.
 pub const OVERRIDE_TAG: &str = "ScheduleOverride";
@@ -70,8 +72,9 @@ pub fn plan_tick(
     now: Timestamp,
 ) -> TickPlan {
     let mut plan = TickPlan::default();
+    let mut evaluated = HashMap::new();
     for instance in instances {
-        match decide(instance, schedules, schedule_tag, now) {
+        match decide(instance, schedules, schedule_tag, now, &mut evaluated) {
             Decision::Nothing => {}
             Decision::Skip(reason) => plan.skipped.push(Skipped {
                 instance_id: instance.instance_id.clone(),
@@ -106,11 +109,29 @@ enum Decision {
     Mark(Timestamp),
 }
 
+/// What a schedule says at "now": the same for all its instances, so it is
+/// evaluated once per schedule and tick, not once per instance.
+#[derive(Clone, Copy)]
+struct ScheduleNow {
+    last: Option<Transition>,
+    wants_running: bool,
+}
+
+impl ScheduleNow {
+    fn of(schedule: &Schedule, now: Timestamp) -> Self {
+        Self {
+            last: schedule.last_transition(now),
+            wants_running: schedule.wants_running(now),
+        }
+    }
+}
+
 fn decide(
     instance: &Instance,
     schedules: &Schedules,
     schedule_tag: &str,
     now: Timestamp,
+    evaluated: &mut HashMap<String, ScheduleNow>,
 ) -> Decision {
     let running = match &instance.state {
         InstanceState::Running => true,
@@ -172,12 +193,16 @@ fn decide(
         .tags
         .get(APPLIED_TAG)
         .and_then(|v| v.parse::<Timestamp>().ok());
-    let last = schedule.last_transition(now);
+    let ScheduleNow {
+        last,
+        wants_running: want_running,
+    } = *evaluated
+        .entry(schedule.name.clone())
+        .or_insert_with(|| ScheduleNow::of(schedule, now));
     // Before the first transition in the lookback there is nothing to mark;
     // the epoch stands for "since the beginning".
     let marker = last.map_or(Timestamp::UNIX_EPOCH, |t| t.at);
     let already_applied = applied.is_some_and(|a| a >= marker);
-    let want_running = schedule.wants_running(now);
 
     // A start fleetops made for this transition that did not hold is reported,
     // not retried every tick; the next start transition tries again.

@@ -195,10 +195,8 @@ async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcom
                 error: format!("{name} failed: {error}"),
             });
         }
-        for action in actions
-            .iter()
-            .filter(|a| result.done.contains(&a.instance_id))
-        {
+        let done: std::collections::HashSet<&String> = result.done.iter().collect();
+        for action in actions.iter().filter(|a| done.contains(&a.instance_id)) {
             if let Some(applied) = action.applied {
                 to_mark
                     .entry(applied)
