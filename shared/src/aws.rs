@@ -54,3 +54,60 @@ pub fn init_json_logging() {
     }
     lambda_runtime::tracing::init_default_subscriber();
 }
+
+/// The error a function returns to Lambda: `error_type` is what alarms and
+/// retries key on (`InvalidEvent`, `InvalidConfig`, `Retryable`, ...), the
+/// message is the whole chain of causes.
+pub fn diagnostic(
+    error_type: &str,
+    error: &(dyn std::error::Error + 'static),
+) -> lambda_runtime::Diagnostic {
+    lambda_runtime::Diagnostic {
+        error_type: error_type.to_string(),
+        error_message: error_text(error),
+    }
+}
+
+/// When the invocation must be done, from the context's deadline (epoch
+/// milliseconds in Lambda). `cargo lambda watch` sends its timeout instead
+/// (600,000 ms, i.e. "1970-01-01T00:10:00Z"), so a value that is not a
+/// plausible recent epoch is read as a duration from `now`; none at all gives
+/// 15 minutes, Lambda's maximum.
+pub fn invocation_deadline(deadline_ms: u64, now: jiff::Timestamp) -> jiff::Timestamp {
+    let fifteen_minutes = jiff::SignedDuration::from_secs(900);
+    let day_ago_ms = (now - jiff::SignedDuration::from_hours(24)).as_millisecond();
+    match i64::try_from(deadline_ms) {
+        Ok(0) | Err(_) => now + fifteen_minutes,
+        Ok(ms) if ms >= day_ago_ms => {
+            jiff::Timestamp::from_millisecond(ms).unwrap_or(now + fifteen_minutes)
+        }
+        Ok(ms) => now + jiff::SignedDuration::from_millis(ms).min(fifteen_minutes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::invocation_deadline;
+
+    #[test]
+    fn the_deadline_is_an_epoch_in_lambda_and_a_timeout_under_cargo_lambda() {
+        let now: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let epoch = u64::try_from(now.as_millisecond() + 120_000).unwrap();
+        assert_eq!(
+            invocation_deadline(epoch, now).to_string(),
+            "2026-11-26T10:02:00Z"
+        );
+        assert_eq!(
+            invocation_deadline(600_000, now).to_string(),
+            "2026-11-26T10:10:00Z"
+        );
+        assert_eq!(
+            invocation_deadline(0, now).to_string(),
+            "2026-11-26T10:15:00Z"
+        );
+        assert_eq!(
+            invocation_deadline(u64::MAX, now).to_string(),
+            "2026-11-26T10:15:00Z"
+        );
+    }
+}

@@ -2,6 +2,9 @@
 //! over plain data, plus the small adapters that make the AWS calls.
 
 pub mod aws;
+pub mod input;
+pub mod patch;
+pub mod report;
 pub mod schedule;
 pub mod scheduler;
 pub mod ssm;

@@ -1,4 +1,6 @@
 //! End-to-end tests: the real function binaries under `cargo lambda`, against
 //! the moto emulator. One test binary (ripgrep's layout) so the AWS SDK links once.
 
+mod patch;
+mod report;
 mod scheduler;

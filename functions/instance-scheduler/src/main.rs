@@ -1,6 +1,6 @@
 //! instance-scheduler: wiring only. The behaviour lives in `fleetops::scheduler`.
 
-use fleetops::aws::load_sdk_config;
+use fleetops::aws::{diagnostic, load_sdk_config};
 use fleetops::scheduler::{
     parse_tick_event, run_tick, RegionClient, SchedulerSettings, TickError, TickSummary,
 };
@@ -59,11 +59,4 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<TickSummary, D
             tracing::error!(error_type = kind, error = %fleetops::error_text(&error), "tick failed");
             diagnostic(kind, &error)
         })
-}
-
-fn diagnostic(error_type: &str, error: &(dyn std::error::Error + 'static)) -> Diagnostic {
-    Diagnostic {
-        error_type: error_type.to_string(),
-        error_message: fleetops::error_text(error),
-    }
 }

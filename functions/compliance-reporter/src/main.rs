@@ -1,0 +1,76 @@
+//! compliance-reporter: wiring only. The behaviour lives in `fleetops::report`.
+
+use fleetops::aws::{diagnostic, load_sdk_config};
+use fleetops::input::{parse_tick_event, EnvError};
+use fleetops::report::{run_report, Clients, ReportError, ReportOutput, ReporterSettings};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+struct Deps {
+    settings: ReporterSettings,
+    clients: Clients,
+}
+
+fn main() -> Result<(), lambda_runtime::Error> {
+    fleetops::aws::init_json_logging();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
+    // Validated before anything else: a bad configuration makes no AWS call.
+    let settings = match ReporterSettings::from_env(|name| std::env::var(name).ok()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            tracing::error!(error_type = "InvalidConfig", error = %error, "invalid configuration");
+            return lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| invalid_config(&error)))
+                .await;
+        }
+    };
+    let sdk_config = load_sdk_config().await;
+    let region = sdk_config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk_config)
+            // Works with custom endpoints (emulators) as well as AWS.
+            .force_path_style(std::env::var_os("AWS_ENDPOINT_URL").is_some())
+            .build(),
+    );
+    let deps = Deps {
+        settings,
+        clients: Clients {
+            region,
+            ec2: aws_sdk_ec2::Client::new(&sdk_config),
+            ssm: aws_sdk_ssm::Client::new(&sdk_config),
+            sns: aws_sdk_sns::Client::new(&sdk_config),
+            s3,
+        },
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(event, &deps))).await
+}
+
+async fn invalid_config(error: &EnvError) -> Result<Value, Diagnostic> {
+    Err(diagnostic("InvalidConfig", error))
+}
+
+async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<ReportOutput, Diagnostic> {
+    let request = parse_tick_event(&event.payload, jiff::Timestamp::now())
+        .map_err(|e| diagnostic("InvalidEvent", &e))?;
+    match run_report(&deps.clients, &deps.settings, request).await {
+        Ok(output) => {
+            tracing::info!(summary = %serde_json::to_string(&output).unwrap_or_default(), "report done");
+            Ok(output)
+        }
+        Err(error) => {
+            let kind = match &error {
+                ReportError::Publish(_) => "Retryable",
+            };
+            tracing::error!(error_type = kind, error = %fleetops::error_text(&error), "report failed");
+            Err(diagnostic(kind, &error))
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! patch-dispatcher: wiring only. The behaviour lives in `fleetops::patch`.
+
+use fleetops::aws::{diagnostic, invocation_deadline, load_sdk_config};
+use fleetops::patch::{dispatch, parse_event, Clients, PatchError, PatchSettings, Summary};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+struct Deps {
+    settings: PatchSettings,
+    clients: Clients,
+}
+
+fn main() -> Result<(), lambda_runtime::Error> {
+    fleetops::aws::init_json_logging();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
+    let settings = PatchSettings::from_env(|name| std::env::var(name).ok())?;
+    let sdk_config = load_sdk_config().await;
+    let deps = Deps {
+        settings,
+        clients: Clients {
+            ssm: aws_sdk_ssm::Client::new(&sdk_config),
+            autoscaling: aws_sdk_autoscaling::Client::new(&sdk_config),
+            ec2: aws_sdk_ec2::Client::new(&sdk_config),
+        },
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(event, &deps))).await
+}
+
+async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<Summary, Diagnostic> {
+    let request = parse_event(&event.payload).map_err(|e| {
+        tracing::error!(error_type = "InvalidEvent", error = %e, "invalid event");
+        diagnostic("InvalidEvent", &e)
+    })?;
+    let deadline = invocation_deadline(event.context.deadline, jiff::Timestamp::now());
+    dispatch(&deps.clients, &deps.settings, request, deadline)
+        .await
+        .map_err(|error| {
+            let kind = match &error {
+                PatchError::StateCorrupt { .. } => "InvalidState",
+                PatchError::NoSuchInstance { .. } => "InvalidEvent",
+                _ => "Retryable",
+            };
+            tracing::error!(error_type = kind, instance_id = error.instance_id(), error = %fleetops::error_text(&error), "dispatch failed");
+            diagnostic(kind, &error)
+        })
+}

@@ -1,0 +1,376 @@
+//! The four triggers of the patch dispatcher, parsed from the raw event.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::decide::{validate_max_concurrency, validate_max_errors};
+pub use crate::input::EventError;
+
+pub const LAUNCH_DETAIL_TYPE: &str = "EC2 Instance-launch Lifecycle Action";
+pub const COMMAND_STATUS_DETAIL_TYPE: &str = "EC2 Command Invocation Status-change Notification";
+pub const LAUNCHING: &str = "autoscaling:EC2_INSTANCE_LAUNCHING";
+pub const PATCH_DOCUMENT: &str = "AWS-RunPatchBaseline";
+
+/// `detail` of `aws.autoscaling` / `EC2 Instance-launch Lifecycle Action`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchDetail {
+    #[serde(rename = "LifecycleActionToken")]
+    pub token: String,
+    #[serde(rename = "AutoScalingGroupName")]
+    pub group: String,
+    #[serde(rename = "LifecycleHookName")]
+    pub hook: String,
+    #[serde(rename = "EC2InstanceId")]
+    pub instance_id: String,
+    #[serde(rename = "LifecycleTransition")]
+    pub transition: String,
+    #[serde(rename = "NotificationMetadata", default)]
+    pub metadata: Option<String>,
+    #[serde(rename = "Origin", default)]
+    pub origin: Option<String>,
+    #[serde(rename = "Destination", default)]
+    pub destination: Option<String>,
+}
+
+impl LaunchDetail {
+    /// An instance moving from the warm pool into service (patched when it was warmed).
+    pub fn from_warm_pool(&self) -> bool {
+        self.origin.as_deref() == Some("WarmPool")
+    }
+}
+
+/// `detail` of `aws.ssm` / `EC2 Command Invocation Status-change Notification`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CommandStatusDetail {
+    pub command_id: String,
+    pub document_name: String,
+    pub instance_id: String,
+    #[serde(default)]
+    pub requested_date_time: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub status_details: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Operation {
+    Scan,
+    Install,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Scan => "Scan",
+            Operation::Install => "Install",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RebootOption {
+    RebootIfNeeded,
+    NoReboot,
+}
+
+impl RebootOption {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebootOption::RebootIfNeeded => "RebootIfNeeded",
+            RebootOption::NoReboot => "NoReboot",
+        }
+    }
+}
+
+/// The constant input of a patch schedule rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledPatch {
+    pub patch_group: String,
+    pub operation: Operation,
+    pub max_concurrency: String,
+    pub max_errors: String,
+    pub reboot: RebootOption,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trigger {
+    Launch(LaunchDetail),
+    CommandStatus(CommandStatusDetail),
+    Scheduled(ScheduledPatch),
+    Sweep,
+}
+
+/// One invocation's request: what triggered it and whether to hold back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatchRequest {
+    pub trigger: Trigger,
+    pub dry_run: bool,
+}
+
+fn err(field: &'static str, problem: impl Into<String>) -> EventError {
+    EventError {
+        field,
+        problem: problem.into(),
+    }
+}
+
+/// Reads any of the dispatcher's events: the two EventBridge envelopes, a
+/// schedule's constant input, or `{"sweep": true}`; `"dry_run": true` anywhere
+/// at the top level.
+pub fn parse_event(event: &Value) -> Result<PatchRequest, EventError> {
+    let Value::Object(object) = event else {
+        return Err(err("(event)", "expected a JSON object"));
+    };
+    let dry_run = match object.get("dry_run") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(err(
+                "dry_run",
+                format!("expected true or false, found {other}"),
+            ))
+        }
+    };
+    let trigger = if let Some(detail_type) = object.get("detail-type") {
+        let detail_type = detail_type.as_str().ok_or_else(|| {
+            err(
+                "detail-type",
+                format!("expected a string, found {detail_type}"),
+            )
+        })?;
+        if !object.contains_key("detail") {
+            return Err(err("detail", "missing"));
+        }
+        match detail_type {
+            LAUNCH_DETAIL_TYPE => {
+                let envelope: EventBridgeEvent<LaunchDetail> =
+                    serde_json::from_value(event.clone()).map_err(|e| err("detail", e.to_string()))?;
+                require_source(&envelope.source, "aws.autoscaling")?;
+                Trigger::Launch(envelope.detail)
+            }
+            COMMAND_STATUS_DETAIL_TYPE => {
+                let envelope: EventBridgeEvent<CommandStatusDetail> =
+                    serde_json::from_value(event.clone()).map_err(|e| err("detail", e.to_string()))?;
+                require_source(&envelope.source, "aws.ssm")?;
+                Trigger::CommandStatus(envelope.detail)
+            }
+            other => {
+                return Err(err(
+                    "detail-type",
+                    format!("\"{other}\" is not \"{LAUNCH_DETAIL_TYPE}\" or \"{COMMAND_STATUS_DETAIL_TYPE}\""),
+                ))
+            }
+        }
+    } else if object.contains_key("patch_group") {
+        Trigger::Scheduled(parse_scheduled(object)?)
+    } else if let Some(sweep) = object.get("sweep") {
+        match sweep {
+            Value::Bool(true) => Trigger::Sweep,
+            other => return Err(err("sweep", format!("expected true, found {other}"))),
+        }
+    } else {
+        return Err(err(
+            "(event)",
+            "unknown shape: expected an EventBridge lifecycle or command-status event, a schedule input with \"patch_group\", or {\"sweep\": true}",
+        ));
+    };
+    Ok(PatchRequest { trigger, dry_run })
+}
+
+fn require_source(source: &str, expected: &str) -> Result<(), EventError> {
+    if source == expected {
+        Ok(())
+    } else {
+        Err(err("source", format!("\"{source}\" is not {expected}")))
+    }
+}
+
+fn string_field<'a>(
+    object: &'a serde_json::Map<String, Value>,
+    field: &'static str,
+    default: Option<&'a str>,
+) -> Result<&'a str, EventError> {
+    match object.get(field) {
+        None | Some(Value::Null) => default.ok_or_else(|| err(field, "missing")),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim()),
+        Some(other) => Err(err(
+            field,
+            format!("expected a non-empty string, found {other}"),
+        )),
+    }
+}
+
+fn parse_scheduled(object: &serde_json::Map<String, Value>) -> Result<ScheduledPatch, EventError> {
+    let patch_group = string_field(object, "patch_group", None)?.to_string();
+    if patch_group.len() > 256 {
+        return Err(err("patch_group", "longer than 256 characters"));
+    }
+    let operation = match string_field(object, "operation", None)? {
+        "Scan" => Operation::Scan,
+        "Install" => Operation::Install,
+        other => {
+            return Err(err(
+                "operation",
+                format!("\"{other}\" is not Scan or Install"),
+            ))
+        }
+    };
+    let max_concurrency = rate_field(object, "max_concurrency", "10%", validate_max_concurrency)?;
+    let max_errors = rate_field(object, "max_errors", "1", validate_max_errors)?;
+    let reboot = match string_field(object, "reboot", Some("RebootIfNeeded"))? {
+        "RebootIfNeeded" => RebootOption::RebootIfNeeded,
+        "NoReboot" => RebootOption::NoReboot,
+        other => {
+            return Err(err(
+                "reboot",
+                format!("\"{other}\" is not RebootIfNeeded or NoReboot"),
+            ))
+        }
+    };
+    Ok(ScheduledPatch {
+        patch_group,
+        operation,
+        max_concurrency,
+        max_errors,
+        reboot,
+    })
+}
+
+/// Rate controls may be given as a string (`"10%"`, `"5"`) or a JSON number.
+fn rate_field(
+    object: &serde_json::Map<String, Value>,
+    field: &'static str,
+    default: &str,
+    validate: fn(&str) -> Result<(), String>,
+) -> Result<String, EventError> {
+    let text = match object.get(field) {
+        None | Some(Value::Null) => default.to_string(),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => {
+            return Err(err(
+                field,
+                format!("expected a count or a percentage, found {other}"),
+            ))
+        }
+    };
+    validate(&text).map_err(|problem| err(field, problem))?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(name: &str) -> Value {
+        let text = match name {
+            "launch" => include_str!("../../../events/patch-dispatcher-lifecycle-launch.json"),
+            "warm" => include_str!("../../../events/patch-dispatcher-warm-pool-launch.json"),
+            "status" => include_str!("../../../events/patch-dispatcher-command-status.json"),
+            "scheduled" => include_str!("../../../events/patch-dispatcher-scheduled-install.json"),
+            _ => include_str!("../../../events/patch-dispatcher-sweep.json"),
+        };
+        serde_json::from_str(text).expect("sample is JSON")
+    }
+
+    #[test]
+    fn the_sample_events_parse() {
+        let PatchRequest {
+            trigger: Trigger::Launch(launch),
+            dry_run: false,
+        } = parse_event(&sample("launch")).expect("launch")
+        else {
+            panic!("not a launch")
+        };
+        assert_eq!(launch.transition, LAUNCHING);
+        assert!(!launch.from_warm_pool());
+        let Trigger::Launch(warm) = parse_event(&sample("warm")).expect("warm").trigger else {
+            panic!("not a launch")
+        };
+        assert_eq!(warm.destination.as_deref(), Some("WarmPool"));
+        let Trigger::CommandStatus(status) =
+            parse_event(&sample("status")).expect("status").trigger
+        else {
+            panic!("not a status")
+        };
+        assert_eq!(status.document_name, PATCH_DOCUMENT);
+        let Trigger::Scheduled(s) = parse_event(&sample("scheduled"))
+            .expect("scheduled")
+            .trigger
+        else {
+            panic!("not scheduled")
+        };
+        assert_eq!(
+            (
+                s.patch_group.as_str(),
+                s.operation,
+                s.max_concurrency.as_str()
+            ),
+            ("web", Operation::Install, "10%")
+        );
+        assert_eq!(
+            parse_event(&sample("sweep")).expect("sweep").trigger,
+            Trigger::Sweep
+        );
+    }
+
+    #[test]
+    fn a_launch_without_the_instance_id_names_the_field() {
+        let mut e = sample("launch");
+        e["detail"]
+            .as_object_mut()
+            .expect("detail")
+            .remove("EC2InstanceId");
+        let error = parse_event(&e).unwrap_err();
+        assert_eq!(error.field, "detail");
+        assert!(error.problem.contains("EC2InstanceId"), "{error}");
+    }
+
+    #[test]
+    fn wrong_detail_type_and_unknown_shapes_are_rejected() {
+        let mut e = sample("status");
+        e["detail-type"] = json!("EC2 Instance State-change Notification");
+        assert_eq!(parse_event(&e).unwrap_err().field, "detail-type");
+        let mut e = sample("status");
+        e["source"] = json!("aws.ec2");
+        assert_eq!(parse_event(&e).unwrap_err().field, "source");
+        assert_eq!(
+            parse_event(&json!({"hello": 1})).unwrap_err().field,
+            "(event)"
+        );
+        assert_eq!(parse_event(&json!([1])).unwrap_err().field, "(event)");
+        assert_eq!(
+            parse_event(&json!({"sweep": true, "dry_run": "yes"}))
+                .unwrap_err()
+                .field,
+            "dry_run"
+        );
+    }
+
+    #[test]
+    fn scheduled_input_is_validated_field_by_field() {
+        let base = json!({"patch_group": "web", "operation": "Install", "max_concurrency": "10%", "max_errors": "1", "reboot": "NoReboot"});
+        assert!(parse_event(&base).is_ok());
+        for (field, value) in [
+            ("operation", json!("Patch")),
+            ("max_concurrency", json!("0")),
+            ("max_concurrency", json!("101%")),
+            ("max_errors", json!("-1")),
+            ("reboot", json!("Always")),
+            ("patch_group", json!("")),
+        ] {
+            let mut e = base.clone();
+            e[field] = value;
+            assert_eq!(parse_event(&e).unwrap_err().field, field);
+        }
+        let mut e = base.clone();
+        e["max_concurrency"] = json!(5);
+        let Trigger::Scheduled(s) = parse_event(&e).expect("number").trigger else {
+            panic!()
+        };
+        assert_eq!(s.max_concurrency, "5");
+    }
+}

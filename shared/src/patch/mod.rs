@@ -1,0 +1,28 @@
+//! patch-dispatcher: patches every instance an Auto Scaling group launches
+//! (lifecycle hook, event-driven completion, sweep) and patch groups on a schedule.
+
+pub mod autoscaling;
+mod decide;
+mod dispatch;
+mod error;
+mod events;
+mod launch;
+mod scheduled;
+mod settings;
+pub mod ssm;
+mod summary;
+mod sweep;
+
+pub use decide::{
+    decide_launch, is_final, patch_group, snapshot_id, validate_max_concurrency,
+    validate_max_errors, verdict, Completion, LaunchDecision, LaunchRecord, PatchStateView,
+};
+pub use dispatch::{dispatch, Clients};
+pub use error::PatchError;
+pub use events::{
+    parse_event, CommandStatusDetail, EventError, LaunchDetail, Operation, PatchRequest,
+    RebootOption, ScheduledPatch, Trigger, COMMAND_STATUS_DETAIL_TYPE, LAUNCHING,
+    LAUNCH_DETAIL_TYPE, PATCH_DOCUMENT,
+};
+pub use settings::{LifecycleResult, OnFailure, PatchSettings};
+pub use summary::{CommandSent, Failure, LifecycleAction, Skipped, Summary};

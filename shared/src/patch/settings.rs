@@ -1,0 +1,165 @@
+//! The patch dispatcher's environment, read and validated once at start-up.
+
+use std::time::Duration;
+
+use crate::input::{parse_flag, EnvError};
+
+/// What to do with the lifecycle action when patching failed, timed out or the
+/// agent never came online (`ON_PATCH_FAILURE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    Abandon,
+    Continue,
+}
+
+impl OnFailure {
+    pub fn result(self) -> LifecycleResult {
+        match self {
+            OnFailure::Abandon => LifecycleResult::Abandon,
+            OnFailure::Continue => LifecycleResult::Continue,
+        }
+    }
+}
+
+/// The result a lifecycle action is completed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LifecycleResult {
+    Continue,
+    Abandon,
+}
+
+impl LifecycleResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleResult::Continue => "CONTINUE",
+            LifecycleResult::Abandon => "ABANDON",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatchSettings {
+    /// `ON_PATCH_FAILURE`: `abandon` (default) or `continue`.
+    pub on_failure: OnFailure,
+    /// `LIFECYCLE_HOOK_NAME`, default `fleetops-patch-on-launch`.
+    pub hook_name: String,
+    /// `STATE_PARAMETER_PREFIX`, default `/fleetops/patch-dispatcher/` (always ends in `/`).
+    pub state_prefix: String,
+    /// `DRY_RUN`, default false.
+    pub dry_run: bool,
+    /// `AGENT_REGISTRATION_TIMEOUT_SECONDS`, default 600: how long after the
+    /// launch event an instance's SSM agent may take to come online.
+    pub agent_registration_timeout: Duration,
+    /// `AGENT_POLL_INTERVAL_SECONDS`, default 10: pause between agent checks.
+    pub agent_poll_interval: Duration,
+}
+
+impl PatchSettings {
+    /// `env` looks a variable up (`std::env::var(..).ok()` in production).
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        let non_empty = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let on_failure = match non_empty("ON_PATCH_FAILURE")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("abandon") => OnFailure::Abandon,
+            Some("continue") => OnFailure::Continue,
+            Some(other) => {
+                return Err(EnvError {
+                    name: "ON_PATCH_FAILURE",
+                    problem: format!("\"{other}\" is not abandon or continue"),
+                })
+            }
+        };
+        let mut state_prefix = non_empty("STATE_PARAMETER_PREFIX")
+            .unwrap_or_else(|| "/fleetops/patch-dispatcher/".into());
+        if !state_prefix.starts_with('/') {
+            return Err(EnvError {
+                name: "STATE_PARAMETER_PREFIX",
+                problem: format!("\"{state_prefix}\" must start with /"),
+            });
+        }
+        if !state_prefix.ends_with('/') {
+            state_prefix.push('/');
+        }
+        Ok(Self {
+            on_failure,
+            hook_name: non_empty("LIFECYCLE_HOOK_NAME")
+                .unwrap_or_else(|| "fleetops-patch-on-launch".into()),
+            state_prefix,
+            dry_run: parse_flag("DRY_RUN", non_empty("DRY_RUN").as_deref())?,
+            agent_registration_timeout: seconds(
+                "AGENT_REGISTRATION_TIMEOUT_SECONDS",
+                non_empty("AGENT_REGISTRATION_TIMEOUT_SECONDS"),
+                600,
+            )?,
+            agent_poll_interval: seconds(
+                "AGENT_POLL_INTERVAL_SECONDS",
+                non_empty("AGENT_POLL_INTERVAL_SECONDS"),
+                10,
+            )?,
+        })
+    }
+}
+
+fn seconds(name: &'static str, value: Option<String>, default: u64) -> Result<Duration, EnvError> {
+    match value {
+        None => Ok(Duration::from_secs(default)),
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if n > 0 && n <= 48 * 3600 => Ok(Duration::from_secs(n)),
+            _ => Err(EnvError {
+                name,
+                problem: format!("\"{text}\" is not a number of seconds between 1 and 172800"),
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = PatchSettings::from_env(env(&[])).expect("defaults");
+        assert_eq!(s.on_failure, OnFailure::Abandon);
+        assert_eq!(s.hook_name, "fleetops-patch-on-launch");
+        assert_eq!(s.state_prefix, "/fleetops/patch-dispatcher/");
+        assert_eq!(s.agent_registration_timeout, Duration::from_secs(600));
+        assert!(!s.dry_run);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = PatchSettings::from_env(env(&[("ON_PATCH_FAILURE", "retry")])).unwrap_err();
+        assert_eq!(e.name, "ON_PATCH_FAILURE");
+        let e = PatchSettings::from_env(env(&[("AGENT_REGISTRATION_TIMEOUT_SECONDS", "soon")]))
+            .unwrap_err();
+        assert_eq!(e.name, "AGENT_REGISTRATION_TIMEOUT_SECONDS");
+        let e = PatchSettings::from_env(env(&[("STATE_PARAMETER_PREFIX", "x/")])).unwrap_err();
+        assert_eq!(e.name, "STATE_PARAMETER_PREFIX");
+        let s = PatchSettings::from_env(env(&[
+            ("STATE_PARAMETER_PREFIX", "/p"),
+            ("ON_PATCH_FAILURE", "Continue"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (s.state_prefix.as_str(), s.on_failure),
+            ("/p/", OnFailure::Continue)
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! One invocation: read the previous summary and the fleet, build, render,
+//! store, publish, remember.
+
+use serde::Serialize;
+
+use super::build::{build_report, Previous};
+use super::gather::gather;
+use super::publish::{
+    publish, read_previous, report_keys, save_previous, store_objects, PublishFailure,
+};
+use super::render::{fit_message, render_html, render_json, subject, SNS_MAX_BYTES};
+use super::settings::ReporterSettings;
+use super::snapshot::DataGap;
+use crate::error_text;
+use crate::input::TickRequest;
+
+/// The clients of the function's own region.
+pub struct Clients {
+    pub region: String,
+    pub ec2: aws_sdk_ec2::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Publish(#[from] PublishFailure),
+}
+
+/// The invocation's result (also logged).
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportOutput {
+    pub dry_run: bool,
+    pub subject: String,
+    pub message_id: Option<String>,
+    /// Size of the SNS message in bytes.
+    pub bytes: usize,
+    /// Instances that are not terminated.
+    pub instances: u64,
+    pub noncompliant: u64,
+    pub complete: bool,
+    /// What could not be read (source names).
+    pub missing_data: Vec<String>,
+    pub report_objects: Vec<String>,
+    /// Items kept per list when the message had to be shortened.
+    pub kept_per_list: Option<usize>,
+    pub previous_saved: bool,
+}
+
+pub async fn run_report(
+    clients: &Clients,
+    settings: &ReporterSettings,
+    request: TickRequest,
+) -> Result<ReportOutput, ReportError> {
+    let dry_run = settings.dry_run || request.dry_run;
+    let (previous, snapshot) = tokio::join!(
+        read_previous(&clients.ssm, &settings.state_parameter),
+        gather(&clients.ec2, &clients.ssm, &clients.region)
+    );
+    let mut snapshot = snapshot;
+    let previous = previous.unwrap_or_else(|error| {
+        snapshot.gaps.push(DataGap {
+            source: format!("ssm:GetParameter {}", settings.state_parameter),
+            instance_ids: Vec::new(),
+            error: error_text(&error),
+        });
+        Previous::default()
+    });
+    let mut report = build_report(&snapshot, &previous, request.now, settings.stale_after_days);
+    let data_complete = report.complete;
+
+    let mut objects = Vec::new();
+    let mut links = Vec::new();
+    if let (Some(bucket), false) = (&settings.bucket, dry_run) {
+        let (json_key, html_key) = report_keys(request.now);
+        let full_json = render_json(&report, &subject(&report), &[]).to_string();
+        let html = render_html(&report);
+        let stored = store_objects(
+            &clients.s3,
+            bucket,
+            &[
+                (json_key, full_json, "application/json"),
+                (html_key.clone(), html, "text/html; charset=utf-8"),
+            ],
+        )
+        .await;
+        match stored {
+            Ok(uris) => {
+                tracing::info!(action = "store", result = "ok", objects = ?uris, "full report stored");
+                links.extend(uris.iter().cloned());
+                links.push(format!(
+                    "https://console.aws.amazon.com/s3/object/{bucket}?region={}&prefix={html_key}",
+                    clients.region
+                ));
+                objects = uris;
+            }
+            Err(error) => {
+                tracing::error!(action = "store", result = "failed", error = %error_text(&error), "full report not stored");
+                report.gaps.push(DataGap {
+                    source: "s3:PutObject (full report not stored)".into(),
+                    instance_ids: Vec::new(),
+                    error: error_text(&error),
+                });
+            }
+        }
+    }
+
+    let message = fit_message(&report, &links, SNS_MAX_BYTES);
+    let mut output = ReportOutput {
+        dry_run,
+        subject: message.subject.clone(),
+        message_id: None,
+        bytes: message.bytes(),
+        instances: report.totals.instances,
+        noncompliant: report.totals.patch.noncompliant,
+        complete: report.complete,
+        missing_data: report.gaps.iter().map(|g| g.source.clone()).collect(),
+        report_objects: objects,
+        kept_per_list: message.kept_per_list,
+        previous_saved: false,
+    };
+    if dry_run {
+        tracing::info!(action = "publish", result = "dry-run", subject = %output.subject, bytes = output.bytes, "report built, nothing published");
+        return Ok(output);
+    }
+    let message_id = publish(&clients.sns, &settings.topic_arn, &message).await?;
+    tracing::info!(action = "publish", result = "ok", message_id = %message_id, bytes = output.bytes, "report published");
+    output.message_id = Some(message_id);
+
+    // An incomplete snapshot would make tomorrow's comparison wrong: keep the old one.
+    if data_complete {
+        match save_previous(
+            &clients.ssm,
+            &settings.state_parameter,
+            &Previous::from_report(&report),
+        )
+        .await
+        {
+            Ok(()) => output.previous_saved = true,
+            Err(error) => {
+                // The report is out; failing now would only publish it twice on retry.
+                tracing::error!(action = "save-previous", result = "failed", error = %error_text(&error), "previous summary not saved");
+            }
+        }
+    }
+    Ok(output)
+}

@@ -1,0 +1,182 @@
+//! The patch dispatcher's AWS error paths with `aws-smithy-mocks`: throttling
+//! on SendCommand, and a fresh instance whose agent SSM does not know yet.
+
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::types::{Instance, Reservation, Tag};
+use aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput;
+use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
+use aws_sdk_ssm::operation::send_command::{SendCommandError, SendCommandOutput};
+use aws_sdk_ssm::types::error::{InvalidInstanceId, ParameterNotFound};
+use aws_sdk_ssm::types::{Command, InstanceInformation, PingStatus};
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use fleetops::aws::retry_config;
+use fleetops::patch::ssm::{send_launch_command, send_scheduled_command, CommandTarget, Sent};
+use fleetops::patch::{
+    dispatch, parse_event, Clients, Operation, PatchSettings, RebootOption, ScheduledPatch,
+};
+
+const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+
+fn fast_retries(config: aws_sdk_ssm::config::Builder) -> aws_sdk_ssm::config::Builder {
+    config.retry_config(retry_config().with_initial_backoff(std::time::Duration::from_millis(1)))
+}
+
+fn command(id: &str) -> SendCommandOutput {
+    SendCommandOutput::builder()
+        .command(Command::builder().command_id(id).build())
+        .build()
+}
+
+fn web_install() -> ScheduledPatch {
+    ScheduledPatch {
+        patch_group: "web".into(),
+        operation: Operation::Install,
+        max_concurrency: "10%".into(),
+        max_errors: "1".into(),
+        reboot: RebootOption::RebootIfNeeded,
+    }
+}
+
+#[tokio::test]
+async fn given_throttling_when_sending_the_scheduled_command_then_it_is_retried_and_sent_once() {
+    let send = mock!(aws_sdk_ssm::Client::send_command)
+        .sequence()
+        .http_status(400, Some(THROTTLED.to_string()))
+        .times(2)
+        .output(|| command("cmd-1"))
+        .build();
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::Sequential, [&send], fast_retries);
+    let id = send_scheduled_command(
+        &ssm,
+        &web_install(),
+        &CommandTarget::PatchGroupTag("web"),
+        Some("snap"),
+    )
+    .await
+    .expect("sent after retries");
+    assert_eq!(id, "cmd-1");
+    assert_eq!(send.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn given_throttling_that_never_ends_then_the_error_names_the_target_and_keeps_the_code() {
+    let send = mock!(aws_sdk_ssm::Client::send_command)
+        .sequence()
+        .http_status(400, Some(THROTTLED.to_string()))
+        .repeatedly()
+        .build();
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::Sequential, [&send], fast_retries);
+    let error = send_scheduled_command(
+        &ssm,
+        &web_install(),
+        &CommandTarget::PatchGroupTag("web"),
+        None,
+    )
+    .await
+    .unwrap_err();
+    let text = fleetops::error_text(&error);
+    assert!(
+        text.contains("tag:Patch Group=web") && text.contains("ThrottlingException"),
+        "{text}"
+    );
+    assert_eq!(send.num_calls(), fleetops::aws::MAX_ATTEMPTS as usize);
+}
+
+#[tokio::test]
+async fn given_a_fresh_instance_then_invalid_instance_id_is_not_final() {
+    let send = mock!(aws_sdk_ssm::Client::send_command).then_error(|| {
+        SendCommandError::InvalidInstanceId(
+            InvalidInstanceId::builder()
+                .message("Instances [[i-1]] not in a valid state")
+                .build(),
+        )
+    });
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::Sequential, [&send], fast_retries);
+    assert_eq!(
+        send_launch_command(&ssm, "i-1", "test")
+            .await
+            .expect("not an error"),
+        Sent::NotRegistered
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn given_a_launch_whose_agent_registers_late_when_dispatching_then_the_command_is_sent_on_retry(
+) {
+    let tags = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        DescribeInstancesOutput::builder()
+            .reservations(
+                Reservation::builder()
+                    .instances(
+                        Instance::builder()
+                            .instance_id("i-1234567890abcdef0")
+                            .tags(Tag::builder().key("Patch Group").value("web").build())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&tags]);
+    let no_record = mock!(aws_sdk_ssm::Client::get_parameter)
+        .then_error(|| GetParameterError::ParameterNotFound(ParameterNotFound::builder().build()));
+    let put = mock!(aws_sdk_ssm::Client::put_parameter)
+        .sequence()
+        .output(|| PutParameterOutput::builder().version(1).build())
+        .repeatedly()
+        .build();
+    let online = mock!(aws_sdk_ssm::Client::describe_instance_information)
+        .sequence()
+        .output(|| {
+            DescribeInstanceInformationOutput::builder()
+                .instance_information_list(
+                    InstanceInformation::builder()
+                        .instance_id("i-1234567890abcdef0")
+                        .ping_status(PingStatus::Online)
+                        .build(),
+                )
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let send = mock!(aws_sdk_ssm::Client::send_command)
+        .sequence()
+        .error(|| SendCommandError::InvalidInstanceId(InvalidInstanceId::builder().build()))
+        .times(2)
+        .output(|| command("cmd-late"))
+        .build();
+    let ssm = mock_client!(
+        aws_sdk_ssm,
+        RuleMode::MatchAny,
+        [&no_record, &put, &online, &send],
+        fast_retries
+    );
+    let autoscaling = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, []);
+    let clients = Clients {
+        ssm,
+        autoscaling,
+        ec2,
+    };
+    let settings = PatchSettings::from_env(|name| {
+        (name == "AGENT_POLL_INTERVAL_SECONDS").then(|| "1".to_string())
+    })
+    .expect("settings");
+    let request = parse_event(
+        &serde_json::from_str(include_str!(
+            "../../events/patch-dispatcher-lifecycle-launch.json"
+        ))
+        .expect("json"),
+    )
+    .expect("event");
+    let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+    let summary = dispatch(&clients, &settings, request, deadline)
+        .await
+        .expect("dispatched");
+    assert_eq!(summary.commands.len(), 1, "{summary:?}");
+    assert_eq!(summary.commands[0].command_id.as_deref(), Some("cmd-late"));
+    assert!(summary.lifecycle_actions.is_empty());
+    assert_eq!(send.num_calls(), 3);
+    // The claim, then the record with the command id.
+    assert_eq!(put.num_calls(), 2);
+}
