@@ -77,3 +77,23 @@ banner "instance-scheduler, next tick: Friday 09:05 in Seoul (00:05 UTC)"
 run_function instance-scheduler events/instance-scheduler-seoul-morning.json
 echo "Fleet after the morning tick:"
 "$PY" tools/demo_fleet.py states "$ENDPOINT"
+
+banner "patch-dispatcher: a scale-out is patched before it goes in service"
+echo "An Auto Scaling group 'web' with the launch hook fleetops-patch-on-launch scales out:"
+"$PY" tools/demo_patch.py scale-out "$ENDPOINT" "$WORK/lifecycle-event.json"
+echo "1) The lifecycle event (recorded by the emulator, shaped like events/patch-dispatcher-lifecycle-launch.json):"
+echo "   the agent is online, so AWS-RunPatchBaseline Install is sent to the new instance."
+run_function patch-dispatcher "$WORK/lifecycle-event.json" AGENT_POLL_INTERVAL_SECONDS=1
+echo "2) The patch run ends; SSM emits the command status event:"
+"$PY" tools/demo_patch.py status-event "$ENDPOINT" "$WORK/status-event.json"
+run_function patch-dispatcher "$WORK/status-event.json"
+echo "Lifecycle actions Auto Scaling recorded, and the group now:"
+"$PY" tools/demo_patch.py actions "$ENDPOINT"
+
+banner "patch-dispatcher: the nightly Install of patch group 'web' (events/patch-dispatcher-scheduled-install.json)"
+run_function patch-dispatcher events/patch-dispatcher-scheduled-install.json
+
+banner "compliance-reporter: the nightly report, as an SQS subscriber of the topic receives it"
+REPORT_TOPIC=$("$PY" tools/demo_report.py seed "$ENDPOINT")
+run_function compliance-reporter events/compliance-reporter-nightly.json "REPORT_TOPIC_ARN=$REPORT_TOPIC"
+"$PY" tools/demo_report.py read "$ENDPOINT"

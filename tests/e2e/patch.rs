@@ -395,7 +395,8 @@ async fn given_a_lost_lifecycle_event_when_the_sweep_runs_then_the_instance_is_p
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn given_a_patch_schedule_with_ten_percent_then_one_command_targets_the_group() {
+async fn given_a_patch_schedule_with_ten_percent_then_one_command_targets_the_group_and_one_the_fallback_tag(
+) {
     let fleet = Fleet::new().await;
     for _ in 0..3 {
         let spec = TagSpecification::builder()
@@ -415,6 +416,27 @@ async fn given_a_patch_schedule_with_ten_percent_then_one_command_targets_the_gr
         let id = out.instances()[0].instance_id().expect("id").to_string();
         fleet.agent(&id, json!({"online_after_seconds": 0}));
     }
+    // One instance carries only the fallback key: it gets its own command.
+    let fallback = fleet
+        .ec2
+        .run_instances()
+        .image_id("ami-760aaa0f")
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Ec2Tag::builder().key("PatchGroup").value("web").build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("run instance");
+    let fallback = fallback.instances()[0]
+        .instance_id()
+        .expect("id")
+        .to_string();
+    fleet.agent(&fallback, json!({"online_after_seconds": 0}));
     let function = fleet.function(&[]);
     let input = event("patch-dispatcher-scheduled-install.json");
     assert_eq!(input["max_concurrency"], json!("10%"));
@@ -424,10 +446,13 @@ async fn given_a_patch_schedule_with_ten_percent_then_one_command_targets_the_gr
         .as_str()
         .expect("snapshot")
         .to_string();
-    let sent = fleet
+    let all = fleet
         .emulator
         .control("GET", "/_fleetops/ssm/commands", None);
-    let sent = &sent["commands"][0];
+    let sent = all["commands"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["command_id"] == json!(command)))
+        .unwrap_or_else(|| panic!("{all}"));
     assert_eq!(sent["command_id"], json!(command));
     assert_eq!(sent["max_concurrency"], json!("10%"));
     assert_eq!(sent["max_errors"], json!("1"));
@@ -438,13 +463,170 @@ async fn given_a_patch_schedule_with_ten_percent_then_one_command_targets_the_gr
         Some(3),
         "{sent}"
     );
+    assert_eq!(
+        output["commands"][0]["targets"],
+        json!(["tag:Patch Group=web"])
+    );
+    assert_eq!(
+        output["commands"][1]["instance_ids"],
+        json!([fallback]),
+        "{output}"
+    );
+    assert_eq!(
+        output["commands"][1]["snapshot_id"],
+        json!(snapshot),
+        "same patch set"
+    );
     let again = function.invoke(&input).output().clone();
     assert!(
         again["commands"].as_array().is_some_and(Vec::is_empty),
         "{again}"
     );
-    assert_eq!(fleet.calls("ssm:SendCommand"), 1);
+    assert_eq!(fleet.calls("ssm:SendCommand"), 2);
     let bad = function
         .invoke(&json!({"patch_group": "web", "operation": "Install", "max_concurrency": "0"}));
     assert!(bad.error().contains("max_concurrency"), "{}", bad.error());
+}
+
+impl Fleet {
+    /// Every lifecycle event recorded for `instance_id`, oldest first.
+    fn launch_events(&self, instance_id: &str) -> Vec<Value> {
+        self.events("aws.autoscaling")
+            .into_iter()
+            .filter(|e| e["detail"]["EC2InstanceId"] == json!(instance_id))
+            .collect()
+    }
+
+    fn launch_into_warm_pool(&self, group: &str) -> String {
+        let out = self.emulator.control(
+            "POST",
+            "/_fleetops/autoscaling/launch",
+            Some(&json!({"group": group, "count": 1, "warm_pool": true})),
+        );
+        out["instance_ids"][0]
+            .as_str()
+            .expect("instance id")
+            .to_string()
+    }
+
+    fn move_into_service(&self, group: &str) -> String {
+        let out = self.emulator.control(
+            "POST",
+            "/_fleetops/autoscaling/launch",
+            Some(&json!({"group": group, "count": 1, "from_warm_pool": true})),
+        );
+        out["instance_ids"][0]
+            .as_str()
+            .expect("instance id")
+            .to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_warm_pool_then_warming_is_patched_and_going_into_service_continues_at_once() {
+    let fleet = Fleet::new().await;
+    fleet.group("web", Some("web")).await;
+    let function = fleet.function(&[]);
+    let id = fleet.launch_into_warm_pool("web");
+    fleet.agent(&id, json!({"online_after_seconds": 0}));
+    let warming = fleet.launch_events(&id);
+    assert_eq!(warming[0]["detail"]["Destination"], json!("WarmPool"));
+    let command = command_id(function.invoke(&warming[0]).output());
+    let warmed = function
+        .invoke(&fleet.status_event(&command))
+        .output()
+        .clone();
+    assert_eq!(
+        only_action(&warmed)["result"],
+        json!("CONTINUE"),
+        "{warmed}"
+    );
+
+    assert_eq!(fleet.move_into_service("web"), id);
+    let events = fleet.launch_events(&id);
+    let into_service = events.last().expect("second lifecycle event");
+    assert_eq!(into_service["detail"]["Origin"], json!("WarmPool"));
+    let output = function.invoke(into_service).output().clone();
+    let action = only_action(&output);
+    assert_eq!(action["result"], json!("CONTINUE"), "{output}");
+    assert!(
+        action["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("warm pool"),
+        "{output}"
+    );
+    assert_eq!(
+        fleet.calls("ssm:SendCommand"),
+        1,
+        "patched once, when warmed"
+    );
+    assert_eq!(fleet.completions(&id).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_lost_event_for_a_warmed_instance_going_into_service_then_the_sweep_continues_it() {
+    let fleet = Fleet::new().await;
+    fleet.group("web", Some("web")).await;
+    let function = fleet.function(&[]);
+    let id = fleet.launch_into_warm_pool("web");
+    fleet.agent(&id, json!({"online_after_seconds": 0}));
+    let command = command_id(function.invoke(&fleet.launch_events(&id)[0]).output());
+    function.invoke(&fleet.status_event(&command));
+    fleet.move_into_service("web");
+    // The WarmPool -> AutoScalingGroup event is lost; the sweep finds the instance.
+    let swept = function
+        .invoke(&event("patch-dispatcher-sweep.json"))
+        .output()
+        .clone();
+    let action = only_action(&swept);
+    assert_eq!(
+        (action["instance_id"].as_str(), action["result"].as_str()),
+        (Some(id.as_str()), Some("CONTINUE")),
+        "{swept}"
+    );
+    assert_eq!(fleet.calls("ssm:SendCommand"), 1);
+    assert_eq!(fleet.completions(&id).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_bad_events_then_the_error_names_the_field_and_nothing_changes() {
+    let fleet = Fleet::new().await;
+    fleet.group("web", Some("web")).await;
+    let function = fleet.function(&[]);
+    let id = fleet.scale_out("web");
+    fleet.agent(&id, json!({"online_after_seconds": 0}));
+    let good = fleet.launch_event(&id);
+    fleet.emulator.reset_calls();
+
+    let mut missing = good.clone();
+    missing["detail"]
+        .as_object_mut()
+        .expect("detail")
+        .remove("LifecycleActionToken");
+    let mut wrong_type = good.clone();
+    wrong_type["detail-type"] = json!("EC2 Instance Launch Successful");
+    let mut wrong_source = good.clone();
+    wrong_source["source"] = json!("aws.ec2");
+    for (bad, names) in [
+        (missing, "LifecycleActionToken"),
+        (wrong_type, "detail-type"),
+        (wrong_source, "source"),
+        (json!({"patch_group": "web"}), "operation"),
+        (json!({"sweep": "yes"}), "sweep"),
+        (json!("hello"), "(event)"),
+    ] {
+        let invocation = function.invoke(&bad);
+        assert!(
+            invocation.error().contains(names),
+            "{bad}: {}",
+            invocation.error()
+        );
+    }
+    assert!(
+        fleet.emulator.calls().is_empty(),
+        "no AWS call at all: {:?}",
+        fleet.emulator.calls()
+    );
+    assert!(fleet.completions(&id).is_empty());
 }

@@ -116,6 +116,17 @@ fn total_of(report: &ComplianceReport, list: &str, shown: usize) -> usize {
     shown + report.omitted.get(list).copied().unwrap_or(0)
 }
 
+/// A group without running instances has nothing to assess.
+fn group_status(g: &GroupReport) -> &'static str {
+    if g.counts.running == 0 {
+        "not assessed"
+    } else if g.group_compliant {
+        "compliant"
+    } else {
+        "non-compliant"
+    }
+}
+
 fn group_row(g: &GroupReport) -> String {
     let c = &g.counts;
     format!(
@@ -133,11 +144,7 @@ fn group_row(g: &GroupReport) -> String {
         c.not_scanned,
         c.unknown,
         c.stopped,
-        if g.group_compliant {
-            "COMPLIANT"
-        } else {
-            "NON-COMPLIANT"
-        },
+        group_status(g).to_ascii_uppercase(),
     )
 }
 
@@ -567,11 +574,7 @@ pub fn render_html(report: &ComplianceReport) -> String {
             out,
             "<h3>{} <small>({}, baseline {})</small></h3>\n{}",
             html_escape(&g.patch_group),
-            if g.group_compliant {
-                "compliant"
-            } else {
-                "non-compliant"
-            },
+            group_status(g),
             html_escape(g.baseline_id.as_deref().unwrap_or("default")),
             group_chart(g)
         );
