@@ -648,3 +648,98 @@ async fn given_throttled_patch_states_that_never_recover_then_the_report_says_wh
         .as_str()
         .is_some_and(|e| e.contains("ThrottlingException")));
 }
+
+/// What the faults API says fired so far, summed over the rules.
+fn faults_fired(emulator: &fleetops_e2e::Emulator) -> u64 {
+    let rules = emulator.control("GET", "/_fleetops/faults", None);
+    rules["rules"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|r| r["fired"].as_u64()).sum())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_5_percent_503s_then_every_report_is_right_or_says_which_data_is_missing() {
+    let fleet = Fleet::new().await;
+    fleet.seed().await;
+    // Enough managed instances for several pages and id batches per report.
+    let more = fleet
+        .ec2
+        .run_instances()
+        .image_id("ami-760aaa0f")
+        .min_count(120)
+        .max_count(120)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key("Patch Group").value("web").build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("run instances");
+    for instance in more.instances() {
+        let id = instance.instance_id().expect("id");
+        fleet.agent(id, "Online");
+        fleet.patch_state(
+            id,
+            json!({"Operation": "Scan", "OperationEndTime": jiff::Timestamp::now().to_string()}),
+        );
+    }
+    let (topic_arn, queue_url) = fleet.topic_with_queue().await;
+    let function = fleet.start_function(&[("REPORT_TOPIC_ARN", &topic_arn)]);
+    let reference = function.invoke(&nightly_now()).output().clone();
+    assert_eq!(reference["complete"], json!(true), "{reference}");
+    let reference_totals = {
+        let n = fleet.notifications(&queue_url).await;
+        let report: Value =
+            serde_json::from_str(n[0]["Message"].as_str().expect("message")).expect("JSON");
+        report["totals"].clone()
+    };
+
+    fleet.emulator.control(
+        "POST",
+        "/_fleetops/faults",
+        Some(&json!({"seed": 5, "rules": [
+            {"service": "ssm", "operation": "*", "error": "ServiceUnavailable", "status": 503, "rate": 0.05},
+            {"service": "ec2", "operation": "*", "error": "ServiceUnavailable", "status": 503, "rate": 0.05},
+            {"service": "sns", "operation": "*", "error": "ServiceUnavailable", "status": 503, "rate": 0.05}
+        ]})),
+    );
+    let mut runs = 0;
+    while runs < 30 && (runs < 3 || faults_fired(&fleet.emulator) < 3) {
+        runs += 1;
+        let output = function.invoke(&nightly_now()).output().clone();
+        let notifications = fleet.notifications(&queue_url).await;
+        assert_eq!(notifications.len(), 1, "one report per run: {output}");
+        let report: Value =
+            serde_json::from_str(notifications[0]["Message"].as_str().expect("message"))
+                .expect("JSON");
+        if output["complete"] == json!(true) {
+            assert_eq!(report["totals"], reference_totals, "run {runs}: {output}");
+        } else {
+            // Missing data is named, and counted as unknown, never as a wrong verdict.
+            assert!(
+                output["missing_data"]
+                    .as_array()
+                    .is_some_and(|m| !m.is_empty()),
+                "{output}"
+            );
+            assert!(notifications[0]["Subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("INCOMPLETE")));
+            for metric in ["compliant", "noncompliant", "missing_critical", "failed"] {
+                assert!(
+                    report["totals"][metric].as_u64() <= reference_totals[metric].as_u64(),
+                    "{metric}: {} vs {}",
+                    report["totals"],
+                    reference_totals
+                );
+            }
+        }
+    }
+    assert!(
+        faults_fired(&fleet.emulator) >= 3,
+        "the faults did fire ({runs} runs)"
+    );
+}

@@ -553,7 +553,7 @@ async fn given_a_big_tagged_fleet_then_calls_are_pages_plus_batches() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn given_a_fifth_of_ec2_calls_throttled_when_a_300_instance_fleet_ticks_then_every_instance_ends_in_its_state(
+async fn given_a_fifth_of_ec2_calls_throttled_when_a_500_instance_fleet_ticks_then_every_instance_ends_in_its_state(
 ) {
     let fleet = Fleet::new().await;
     fleet
@@ -568,12 +568,12 @@ async fn given_a_fifth_of_ec2_calls_throttled_when_a_300_instance_fleet_ticks_th
             .ec2
             .run_instances()
             .image_id("ami-760aaa0f")
-            .min_count(150)
-            .max_count(150)
+            .min_count(250)
+            .max_count(250)
             .tag_specifications(spec)
             .send()
             .await
-            .expect("run 150");
+            .expect("run 250");
     }
     let always: Vec<String> = {
         let out = fleet
@@ -627,4 +627,64 @@ async fn given_a_fifth_of_ec2_calls_throttled_when_a_300_instance_fleet_ticks_th
         faults["faults"].as_object().is_some_and(|f| !f.is_empty()),
         "faults fired: {faults}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_two_invocations_at_the_same_time_then_they_never_fight() {
+    let fleet = Fleet::new().await;
+    fleet
+        .put_schedules(r#"{"schedules": {"office": {"periods": [{"weekdays": "mon-fri", "begin": "09:00", "end": "18:00"}]}, "always": {"enforced": true, "periods": [{}]}}}"#)
+        .await;
+    let mut office = Vec::new();
+    let mut always = Vec::new();
+    for i in 0..40 {
+        if i % 2 == 0 {
+            office.push(fleet.launch(&[("Schedule", "office")]).await);
+        } else {
+            always.push(fleet.launch(&[("Schedule", "always")]).await);
+        }
+    }
+    // One always-on (enforced) instance was stopped by hand: both invocations
+    // want it started.
+    fleet.set_state(&always[0], "stopped");
+    // EventBridge delivered the same tick twice, or a retry overlaps the first try.
+    let first = fleet.start_function(&[]);
+    let second = fleet.start_function(&[]);
+    let tick = tick_at("2026-11-26T18:05:00Z");
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| first.invoke(&tick).output().clone());
+        let b = scope.spawn(|| second.invoke(&tick).output().clone());
+        (a.join().expect("first"), b.join().expect("second"))
+    });
+    let states = fleet.states().await;
+    for id in &office {
+        assert_eq!(states[id], "stopped", "{id}: {a} {b}");
+    }
+    for id in &always {
+        assert_eq!(states[id], "running", "{id}: {a} {b}");
+    }
+    for output in [&a, &b] {
+        assert!(ids(output, "failed").is_empty(), "{output}");
+        let stopped = ids(output, "stopped");
+        assert!(
+            stopped.iter().all(|id| office.contains(id)),
+            "only office instances are stopped: {output}"
+        );
+        let started = ids(output, "started");
+        assert!(
+            started.iter().all(|id| always.contains(id)),
+            "only always-on instances are started: {output}"
+        );
+    }
+    // Neither undid the other: nothing it stopped was started, and the other way round.
+    let stop_log = fleet
+        .emulator
+        .control("GET", "/_fleetops/ec2/stop-log", None);
+    let logged = stop_log.to_string();
+    for id in &always[1..] {
+        assert!(
+            !logged.contains(id.as_str()),
+            "{id} was stopped: {stop_log}"
+        );
+    }
 }
