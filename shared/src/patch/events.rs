@@ -1,6 +1,5 @@
 //! The four triggers of the patch dispatcher, parsed from the raw event.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -140,21 +139,14 @@ pub fn parse_event(event: &Value) -> Result<PatchRequest, EventError> {
                 format!("expected a string, found {detail_type}"),
             )
         })?;
-        if !object.contains_key("detail") {
-            return Err(err("detail", "missing"));
-        }
         match detail_type {
             LAUNCH_DETAIL_TYPE => {
-                let envelope: EventBridgeEvent<LaunchDetail> =
-                    serde_json::from_value(event.clone()).map_err(|e| err("detail", e.to_string()))?;
-                require_source(&envelope.source, "aws.autoscaling")?;
-                Trigger::Launch(envelope.detail)
+                require_source(object, "aws.autoscaling")?;
+                Trigger::Launch(typed_detail(object, LAUNCH_FIELDS)?)
             }
             COMMAND_STATUS_DETAIL_TYPE => {
-                let envelope: EventBridgeEvent<CommandStatusDetail> =
-                    serde_json::from_value(event.clone()).map_err(|e| err("detail", e.to_string()))?;
-                require_source(&envelope.source, "aws.ssm")?;
-                Trigger::CommandStatus(envelope.detail)
+                require_source(object, "aws.ssm")?;
+                Trigger::CommandStatus(typed_detail(object, COMMAND_STATUS_FIELDS)?)
             }
             other => {
                 return Err(err(
@@ -179,12 +171,69 @@ pub fn parse_event(event: &Value) -> Result<PatchRequest, EventError> {
     Ok(PatchRequest { trigger, dry_run })
 }
 
-fn require_source(source: &str, expected: &str) -> Result<(), EventError> {
-    if source == expected {
-        Ok(())
-    } else {
-        Err(err("source", format!("\"{source}\" is not {expected}")))
+fn require_source(
+    object: &serde_json::Map<String, Value>,
+    expected: &str,
+) -> Result<(), EventError> {
+    match object.get("source") {
+        Some(Value::String(source)) if source == expected => Ok(()),
+        Some(Value::String(source)) => {
+            Err(err("source", format!("\"{source}\" is not {expected}")))
+        }
+        None => Err(err("source", "missing")),
+        Some(other) => Err(err(
+            "source",
+            format!("expected \"{expected}\", found {other}"),
+        )),
     }
+}
+
+/// A detail field: its key, the name errors give it, and whether it is required.
+type DetailField = (&'static str, &'static str, bool);
+
+const LAUNCH_FIELDS: &[DetailField] = &[
+    ("LifecycleActionToken", "detail.LifecycleActionToken", true),
+    ("AutoScalingGroupName", "detail.AutoScalingGroupName", true),
+    ("LifecycleHookName", "detail.LifecycleHookName", true),
+    ("EC2InstanceId", "detail.EC2InstanceId", true),
+    ("LifecycleTransition", "detail.LifecycleTransition", true),
+    ("NotificationMetadata", "detail.NotificationMetadata", false),
+    ("Origin", "detail.Origin", false),
+    ("Destination", "detail.Destination", false),
+];
+
+const COMMAND_STATUS_FIELDS: &[DetailField] = &[
+    ("command-id", "detail.command-id", true),
+    ("document-name", "detail.document-name", true),
+    ("instance-id", "detail.instance-id", true),
+    ("status", "detail.status", true),
+    ("requested-date-time", "detail.requested-date-time", false),
+    ("status-details", "detail.status-details", false),
+];
+
+/// Checks every field of `detail` by name (so an error says which one), then
+/// reads it into its type.
+fn typed_detail<T: serde::de::DeserializeOwned>(
+    object: &serde_json::Map<String, Value>,
+    fields: &[DetailField],
+) -> Result<T, EventError> {
+    let detail = match object.get("detail") {
+        Some(Value::Object(detail)) => detail,
+        None => return Err(err("detail", "missing")),
+        Some(other) => return Err(err("detail", format!("expected an object, found {other}"))),
+    };
+    for &(key, field, required) in fields {
+        match detail.get(key) {
+            None | Some(Value::Null) if required => return Err(err(field, "missing")),
+            None | Some(Value::Null) => {}
+            Some(Value::String(text)) if required && text.trim().is_empty() => {
+                return Err(err(field, "empty"))
+            }
+            Some(Value::String(_)) => {}
+            Some(other) => return Err(err(field, format!("expected a string, found {other}"))),
+        }
+    }
+    serde_json::from_value(Value::Object(detail.clone())).map_err(|e| err("detail", e.to_string()))
 }
 
 fn string_field<'a>(
@@ -263,6 +312,7 @@ fn rate_field(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn sample(name: &str) -> Value {
@@ -325,8 +375,10 @@ mod tests {
             .expect("detail")
             .remove("EC2InstanceId");
         let error = parse_event(&e).unwrap_err();
-        assert_eq!(error.field, "detail");
-        assert!(error.problem.contains("EC2InstanceId"), "{error}");
+        assert_eq!(error.field, "detail.EC2InstanceId");
+        let mut e = sample("status");
+        e["detail"]["status"] = json!(3);
+        assert_eq!(parse_event(&e).unwrap_err().field, "detail.status");
     }
 
     #[test]
@@ -372,5 +424,66 @@ mod tests {
             panic!()
         };
         assert_eq!(s.max_concurrency, "5");
+    }
+
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "\\PC{0,12}".prop_map(Value::String),
+            Just(json!("10%")),
+            Just(json!("Install")),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("\\PC{0,10}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const SAMPLES: [&str; 5] = ["launch", "warm", "status", "scheduled", "sweep"];
+
+    proptest::proptest! {
+        /// Any JSON at all: parsed or rejected, never a panic, and the
+        /// rejection names a field.
+        #[test]
+        fn any_json_is_parsed_or_rejected_with_a_field(event in any_json()) {
+            if let Err(error) = parse_event(&event) {
+                proptest::prop_assert!(!error.field.is_empty() && !error.problem.is_empty());
+            }
+        }
+
+        /// A real sample with one field removed or replaced by anything: the
+        /// rejection names that field (or the field it made the event into).
+        #[test]
+        fn a_broken_sample_names_the_broken_field(
+            sample_index in 0..SAMPLES.len(),
+            pick in any::<proptest::sample::Index>(),
+            replacement in proptest::option::of(any_json()),
+        ) {
+            let mut event = sample(SAMPLES[sample_index]);
+            let in_detail = event.get("detail").is_some_and(Value::is_object);
+            let target = if in_detail { &mut event["detail"] } else { &mut event };
+            let object = target.as_object_mut().expect("object");
+            let keys: Vec<String> = object.keys().cloned().collect();
+            let key = keys[pick.index(keys.len())].clone();
+            match &replacement {
+                Some(value) => { object.insert(key.clone(), value.clone()); }
+                None => { object.remove(&key); }
+            }
+            if let Err(error) = parse_event(&event) {
+                let named = if in_detail { format!("detail.{key}") } else { key.clone() };
+                proptest::prop_assert!(
+                    error.field == named
+                        || error.field == "(event)"
+                        || !in_detail && ["patch_group", "sweep"].contains(&error.field),
+                    "{key} broken, error {error}"
+                );
+            }
+        }
     }
 }
