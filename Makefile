@@ -61,3 +61,21 @@ demo: build
 package: $(VENV)/.installed
 	rustup target add aarch64-unknown-linux-gnu
 	$(VENV)/bin/cargo-lambda lambda build --release --arm64
+
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: tools/requirements-bench.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r tools/requirements-bench.txt
+	touch $@
+
+# fleetops vs Cloud Custodian at 1,000 and 10,000 instances, and the compliance
+# reporter at 10,000, on the release build (writes BENCHMARKS.md; ~20 minutes on
+# 2 cores, most of it moto). Not part of `make test`. See bench/README.md.
+BENCH_SIZES ?= 1000,10000
+bench: $(VENV)/.installed $(BENCH_VENV)/.installed
+	$(CARGO) build --release --workspace --bins
+	$(VENV)/bin/python bench/run.py --sizes $(BENCH_SIZES) \
+	  --scheduler-binary target/release/instance-scheduler \
+	  --reporter-binary target/release/compliance-reporter --reporter-sizes 10000 \
+	  --custodian $(BENCH_VENV)/bin/custodian --out BENCHMARKS.md
