@@ -1,11 +1,14 @@
 //! compliance-reporter: a nightly fleet compliance report to SNS (and S3).
 //!
 //! `gather` reads AWS into a [`FleetSnapshot`], `build_report` turns it into a
-//! [`ComplianceReport`] (pure), `render` writes text/JSON/HTML and fits the SNS
-//! message, `publish` sends and stores it; [`run_report`] does all of it.
+//! [`ComplianceReport`] (pure), `render` writes the text and JSON, `html` the
+//! S3 page, `fit` makes it one SNS message, `publish` sends and stores it;
+//! [`run_report`] does all of it.
 
 pub mod build;
+pub mod fit;
 pub mod gather;
+pub mod html;
 pub mod publish;
 pub mod render;
 mod run;
@@ -13,9 +16,9 @@ mod settings;
 pub mod snapshot;
 
 pub use build::{build_report, ComplianceReport, Previous, Standing};
-pub use render::{
-    fit_message, render_html, render_json, render_text, subject, FittedMessage, SNS_MAX_BYTES,
-};
+pub use fit::{fit_message, FittedMessage, SNS_MAX_BYTES};
+pub use html::render_html;
+pub use render::{render_json, render_text, subject};
 pub use run::{run_report, Clients, ReportError, ReportOutput};
 pub use settings::{check_topic_arn, ReporterSettings, DEFAULT_STATE_PARAMETER};
 pub use snapshot::FleetSnapshot;

@@ -9,7 +9,7 @@ use aws_sdk_ssm::operation::put_parameter::PutParameterError;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 
 use super::build::Previous;
-use super::render::FittedMessage;
+use super::fit::FittedMessage;
 use crate::ssm::{get_parameter, ParameterError};
 
 /// S3 key prefix for full reports (the function may write only under it).

@@ -1,5 +1,5 @@
-//! Rendering: the subject, the e-mail text, the machine JSON, the HTML page,
-//! and fitting all of it into one SNS message.
+//! Rendering: the subject, the e-mail text and the machine JSON (the HTML
+//! page is in `html.rs`, fitting into one SNS message in `fit.rs`).
 
 use std::fmt::Write as _;
 
@@ -7,25 +7,8 @@ use serde_json::{json, Value};
 
 use super::build::{ComplianceReport, GroupReport, InstanceLine, InstanceRef};
 
-/// SNS's limit for a whole Publish payload, in bytes of UTF-8.
-pub const SNS_MAX_BYTES: usize = 262_144;
 /// Subjects must be under 100 characters.
 pub const SUBJECT_MAX_CHARS: usize = 99;
-/// Room kept for the subject and the request's other parameters.
-const SNS_HEADROOM: usize = 2_048;
-
-/// The lists that fitting may shorten, in the order they are rendered.
-pub const LISTS: [&str; 9] = [
-    "groups",
-    "worst_instances",
-    "unmanaged",
-    "connection_lost",
-    "stopped",
-    "association_noncompliant",
-    "newly_noncompliant",
-    "fixed",
-    "gaps",
-];
 
 /// One line, ASCII, under 100 characters, e.g.
 /// `fleetops us-east-1: 3 non-compliant, 2 critical, 1 unmanaged, 1 offline / 12`.
@@ -59,7 +42,7 @@ pub fn subject(report: &ComplianceReport) -> String {
 }
 
 /// Printable ASCII only (for the subject).
-fn ascii(text: &str) -> String {
+pub(super) fn ascii(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_ascii_graphic() || c == ' ' {
@@ -117,7 +100,7 @@ fn total_of(report: &ComplianceReport, list: &str, shown: usize) -> usize {
 }
 
 /// A group without running instances has nothing to assess.
-fn group_status(g: &GroupReport) -> &'static str {
+pub(super) fn group_status(g: &GroupReport) -> &'static str {
     if g.counts.running == 0 {
         "not assessed"
     } else if g.group_compliant {
@@ -354,248 +337,4 @@ pub fn render_json(report: &ComplianceReport, subject: &str, links: &[String]) -
         map.insert("links".into(), json!(links));
     }
     value
-}
-
-/// A copy of `report` with every list cut to at most `keep` items, the rest
-/// counted in `omitted`.
-pub fn shortened(report: &ComplianceReport, keep: usize) -> ComplianceReport {
-    fn cut<T>(
-        list: &mut Vec<T>,
-        keep: usize,
-        name: &str,
-        omitted: &mut std::collections::BTreeMap<String, usize>,
-    ) {
-        if list.len() > keep {
-            *omitted.entry(name.to_string()).or_default() += list.len() - keep;
-            list.truncate(keep);
-        }
-    }
-    let mut r = report.clone();
-    let mut omitted = std::mem::take(&mut r.omitted);
-    cut(&mut r.groups, keep, "groups", &mut omitted);
-    cut(
-        &mut r.worst_instances,
-        keep,
-        "worst_instances",
-        &mut omitted,
-    );
-    cut(&mut r.unmanaged, keep, "unmanaged", &mut omitted);
-    cut(
-        &mut r.connection_lost,
-        keep,
-        "connection_lost",
-        &mut omitted,
-    );
-    cut(&mut r.stopped, keep, "stopped", &mut omitted);
-    cut(
-        &mut r.association_noncompliant,
-        keep,
-        "association_noncompliant",
-        &mut omitted,
-    );
-    cut(
-        &mut r.changes.newly_noncompliant,
-        keep,
-        "newly_noncompliant",
-        &mut omitted,
-    );
-    cut(&mut r.changes.fixed, keep, "fixed", &mut omitted);
-    cut(&mut r.gaps, keep, "gaps", &mut omitted);
-    r.omitted = omitted;
-    r
-}
-
-fn longest_list(report: &ComplianceReport) -> usize {
-    [
-        report.groups.len(),
-        report.worst_instances.len(),
-        report.unmanaged.len(),
-        report.connection_lost.len(),
-        report.stopped.len(),
-        report.association_noncompliant.len(),
-        report.changes.newly_noncompliant.len(),
-        report.changes.fixed.len(),
-        report.gaps.len(),
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(0)
-}
-
-/// One SNS message, ready for `Publish` with `MessageStructure: json`.
-#[derive(Clone, Debug)]
-pub struct FittedMessage {
-    pub subject: String,
-    /// The `MessageStructure: json` payload.
-    pub message: String,
-    /// The e-mail text inside it.
-    pub text: String,
-    /// The machine JSON inside it.
-    pub json: String,
-    /// Items kept per list (`None`: nothing left out).
-    pub kept_per_list: Option<usize>,
-}
-
-impl FittedMessage {
-    pub fn bytes(&self) -> usize {
-        self.message.len()
-    }
-}
-
-fn envelope(text: &str, machine: &str) -> String {
-    json!({
-        "default": text,
-        "email": text,
-        "sqs": machine,
-        "lambda": machine,
-        "https": machine,
-    })
-    .to_string()
-}
-
-fn compose(
-    report: &ComplianceReport,
-    subject: &str,
-    links: &[String],
-    keep: Option<usize>,
-) -> FittedMessage {
-    let view = match keep {
-        Some(k) => shortened(report, k),
-        None => report.clone(),
-    };
-    let text = render_text(&view, links);
-    let machine = render_json(&view, subject, links).to_string();
-    FittedMessage {
-        subject: subject.to_string(),
-        message: envelope(&text, &machine),
-        text,
-        json: machine,
-        kept_per_list: keep,
-    }
-}
-
-/// The SNS message for `report`, within `limit` bytes (use [`SNS_MAX_BYTES`]):
-/// when the whole report does not fit, every list keeps as many items as fit
-/// (the same number for each) and says how many it left out.
-pub fn fit_message(report: &ComplianceReport, links: &[String], limit: usize) -> FittedMessage {
-    let subject = subject(report);
-    let budget = limit.saturating_sub(SNS_HEADROOM + subject.len());
-    let full = compose(report, &subject, links, None);
-    if full.bytes() <= budget {
-        return full;
-    }
-    // Largest `keep` that fits; size grows with `keep`.
-    let (mut low, mut high) = (0usize, longest_list(report));
-    while low < high {
-        let mid = (low + high).div_ceil(2);
-        if compose(report, &subject, links, Some(mid)).bytes() <= budget {
-            low = mid;
-        } else {
-            high = mid - 1;
-        }
-    }
-    compose(report, &subject, links, Some(low))
-}
-
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A stacked bar of one group's standing, as inline SVG.
-fn group_chart(g: &GroupReport) -> String {
-    let c = &g.counts;
-    let segments = [
-        ("compliant", c.compliant, "#2e7d32"),
-        ("non-compliant", c.noncompliant, "#c62828"),
-        ("stale scan", c.stale, "#ef6c00"),
-        ("never scanned", c.not_scanned, "#757575"),
-        ("unknown / unmanaged", c.unknown, "#6a1b9a"),
-        ("stopped", c.stopped, "#1565c0"),
-    ];
-    let total: u64 = segments.iter().map(|s| s.1).sum();
-    let width = 480.0_f64;
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="44" role="img" aria-label="{}">"#,
-        width + 20.0,
-        html_escape(&g.patch_group)
-    );
-    let mut x = 0.0_f64;
-    let mut legend_x = 0.0_f64;
-    for (label, count, colour) in segments {
-        if total > 0 && count > 0 {
-            let w = width * count as f64 / total as f64;
-            let _ = write!(
-                svg,
-                r#"<rect x="{x:.1}" y="0" width="{w:.1}" height="20" fill="{colour}"><title>{label}: {count}</title></rect>"#
-            );
-            x += w;
-        }
-        if count > 0 {
-            let _ = write!(
-                svg,
-                r#"<rect x="{legend_x:.0}" y="28" width="10" height="10" fill="{colour}"/><text x="{:.0}" y="37" font-size="11">{label} {count}</text>"#,
-                legend_x + 13.0
-            );
-            legend_x += 14.0 + 7.0 * (label.len() + count.to_string().len() + 2) as f64;
-        }
-    }
-    if total == 0 {
-        svg.push_str(r#"<text x="0" y="15" font-size="12">no instances</text>"#);
-    }
-    svg.push_str("</svg>");
-    svg
-}
-
-/// The full report as one HTML page (inline CSS and SVG, no external assets).
-pub fn render_html(report: &ComplianceReport) -> String {
-    let subject = subject(report);
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}pre{{background:#f6f6f6;padding:1em}}</style></head><body>\n",
-        html_escape(&subject)
-    );
-    let _ = writeln!(out, "<h1>{}</h1>", html_escape(&subject));
-    let _ = writeln!(out, "<h2>Patch groups</h2>");
-    for g in &report.groups {
-        let _ = writeln!(
-            out,
-            "<h3>{} <small>({}, baseline {})</small></h3>\n{}",
-            html_escape(&g.patch_group),
-            group_status(g),
-            html_escape(g.baseline_id.as_deref().unwrap_or("default")),
-            group_chart(g)
-        );
-    }
-    let _ = writeln!(out, "<h2>Instances with problems</h2>\n<table><tr><th>Name</th><th>Instance</th><th>Group</th><th>Problems</th></tr>");
-    for l in &report.worst_instances {
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html_escape(l.name.as_deref().unwrap_or("-")),
-            html_escape(&l.instance_id),
-            html_escape(&l.patch_group),
-            html_escape(&l.problems.join(", "))
-        );
-    }
-    let _ = writeln!(out, "</table>");
-    let _ = writeln!(
-        out,
-        "<h2>Text report</h2>\n<pre>{}</pre>",
-        html_escape(&render_text(report, &[]))
-    );
-    out.push_str("</body></html>\n");
-    out
 }

@@ -4,11 +4,13 @@
 use serde::Serialize;
 
 use super::build::{build_report, Previous};
+use super::fit::{fit_message, SNS_MAX_BYTES};
 use super::gather::gather;
+use super::html::render_html;
 use super::publish::{
     publish, read_previous, report_keys, save_previous, store_objects, PublishFailure,
 };
-use super::render::{fit_message, render_html, render_json, subject, SNS_MAX_BYTES};
+use super::render::{render_json, subject};
 use super::settings::ReporterSettings;
 use super::snapshot::DataGap;
 use crate::error_text;
