@@ -19,6 +19,8 @@ from pathlib import Path
 
 from fleet import CUSTODIAN_TAG
 
+from lambda_rt import vm_hwm_kb
+
 POLICY = f"""\
 policies:
   - name: fleetops-bench-offhours-stop
@@ -99,9 +101,31 @@ def run_custodian(custodian: str, endpoint: str, workdir: Path, timeout: float) 
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=workdir)
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
-        # wait4: rusage of the process and of every descendant it waited for.
+        # Peak RSS: the kernel's high-water mark (VmHWM) of the custodian program,
+        # sampled until it exits; ru_maxrss of a child forked from this harness
+        # would start at the harness's own RSS.
+        peak = {"kb": 0}
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                kb = vm_hwm_kb(proc.pid)
+                if kb is not None:
+                    peak["kb"] = max(peak["kb"], kb)
+                done.wait(0.01)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        # wait4 after the process has exited but before it is reaped would lose
+        # /proc; WNOWAIT keeps it readable for one last sample.
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        done.set()
+        sampler.join()
+        last = vm_hwm_kb(proc.pid)
+        # wait4: CPU of the process and of every descendant it waited for.
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         timer.cancel()
         proc.returncode = status
-    return CustodianRun(wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss, status, log)
+    peak_kb = max(peak["kb"], last or 0) or usage.ru_maxrss
+    return CustodianRun(wall, usage.ru_utime, usage.ru_stime, peak_kb, status, log)

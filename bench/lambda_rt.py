@@ -251,6 +251,10 @@ def run_function(binary: str, name: str, env: dict[str, str], events: list[dict]
         settle = time.monotonic() + 2
         while _alive(proc.pid) and time.monotonic() < settle and api.next_calls <= len(invocations):
             time.sleep(0.005)
+        # Peak RSS from the kernel's high-water mark of this program (VmHWM starts
+        # afresh at exec). rusage's ru_maxrss would not do: for a child forked
+        # from this Python harness it starts at the harness's own RSS.
+        peak_kb = vm_hwm_kb(proc.pid)
         if _alive(proc.pid):
             proc.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -260,7 +264,7 @@ def run_function(binary: str, name: str, env: dict[str, str], events: list[dict]
             invocations=invocations,
             cpu_user_s=usage.ru_utime,
             cpu_sys_s=usage.ru_stime,
-            max_rss_kb=usage.ru_maxrss,
+            max_rss_kb=peak_kb if peak_kb is not None else usage.ru_maxrss,
             exit_status=status,
             init_error=None if api.init_error is None else api.init_error.decode("utf-8", "replace"),
             log=log,
@@ -268,6 +272,18 @@ def run_function(binary: str, name: str, env: dict[str, str], events: list[dict]
         )
     finally:
         api.close()
+
+
+def vm_hwm_kb(pid: int) -> int | None:
+    """The process's peak resident set (VmHWM, kB) while it is still alive."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def _alive(pid: int) -> bool:

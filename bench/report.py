@@ -315,13 +315,16 @@ def method_section(results: dict) -> list[str]:
         "* fleetops: the binary runs under a minimal Lambda Runtime API server in the harness "
         "(`bench/lambda_rt.py`), with Lambda's environment (128 MB) and `AWS_ENDPOINT_URL` pointing at the "
         "emulator. Cold start = spawn until its first `GET /runtime/invocation/next`; handler = event handed "
-        "out until its response was received; CPU (user + sys) and peak RSS of the whole process from the "
-        "kernel's rusage (`wait4`) after it is ended; handler CPU from /proc (10 ms ticks).",
+        "out until its response was received; CPU (user + sys) of the whole process from the "
+        "kernel's rusage (`wait4`) after it is ended; peak RSS = the kernel's high-water mark (`VmHWM` in "
+        "/proc, which starts afresh at exec) just before it is ended; handler CPU from /proc (10 ms ticks).",
         "* Cloud Custodian: `custodian run --cache-period 0 -s <dir> --region us-east-1 policy.yml` (local "
         "output only: no CloudWatch metrics or logs), two policies (offhour → stop with query "
         "`instance-state-name: running`, onhour → start with `instance-state-name: stopped`), "
-        "`AWS_ENDPOINT_URL` pointing at the emulator. Wall, CPU (user + sys, children included) and peak RSS of "
-        "the whole `custodian` process (`wait4`). c7n has no start-up/handler split.",
+        "`AWS_ENDPOINT_URL` pointing at the emulator. Wall and CPU (user + sys, children included, `wait4`) "
+        "of the whole `custodian` process; peak RSS = its `VmHWM`, sampled every 10 ms until it exits. "
+        "(`ru_maxrss` is not used: for a child forked from the Python harness it starts at the harness's "
+        "own RSS, about 70 MiB.) c7n has no start-up/handler split.",
         "* The emulator's time dominates both tools' wall time: moto serialises every DescribeInstances "
         "instance in Python (about 5 ms each) on the same 2 cores, so wall-time ratios here understate "
         "what AWS would show; the `emulator CPU` row shows how much of each run was the emulator's. CPU and "
