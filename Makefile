@@ -1,5 +1,5 @@
 # fleetops: `make demo` and `make test` set themselves up on a fresh machine
-# (Rust toolchain, Python 3 with pip, make). Tool versions: tools/requirements*.txt.
+# (Rust toolchain, Python 3 with pip, make). Tool versions: tools/versions.txt.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -15,13 +15,13 @@ export AWS_EC2_METADATA_DISABLED := true
 
 setup: $(VENV)/.installed $(LINT_VENV)/.installed
 
-$(VENV)/.installed: tools/requirements.txt
+$(VENV)/.installed: tools/requirements.txt tools/versions.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r tools/requirements.txt
 	touch $@
 
-$(LINT_VENV)/.installed: tools/requirements-lint.txt
+$(LINT_VENV)/.installed: tools/requirements-lint.txt tools/versions.txt
 	$(PYTHON) -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/pip install --quiet --upgrade pip
 	$(LINT_VENV)/bin/pip install --quiet -r tools/requirements-lint.txt
@@ -63,7 +63,7 @@ package: $(VENV)/.installed
 	$(VENV)/bin/cargo-lambda lambda build --release --arm64
 
 BENCH_VENV := .venv-bench
-$(BENCH_VENV)/.installed: tools/requirements-bench.txt
+$(BENCH_VENV)/.installed: tools/requirements-bench.txt tools/versions.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/pip install --quiet -r tools/requirements-bench.txt

@@ -33,11 +33,11 @@ for tool in "$sam" "$cfn_lint" "$python"; do
         exit 2
     fi
 done
-if [[ ! -x $checkov ]] || ! cmp -s tools/requirements-checkov.txt "$checkov_venv/.requirements"; then
+if [[ ! -x $checkov ]] || ! cat tools/requirements-checkov.txt tools/versions.txt | cmp -s - "$checkov_venv/.requirements"; then
     echo "== setting up checkov in $checkov_venv (tools/requirements-checkov.txt)"
     "$python" -m venv "$checkov_venv"
     "$checkov_venv/bin/pip" install --quiet --disable-pip-version-check -r tools/requirements-checkov.txt
-    cp tools/requirements-checkov.txt "$checkov_venv/.requirements"
+    cat tools/requirements-checkov.txt tools/versions.txt >"$checkov_venv/.requirements"
     # Like the venvs of Python >= 3.13: keep the whole venv out of git.
     [[ -e $venv/.gitignore ]] || echo '*' >"$venv/.gitignore"
 fi
