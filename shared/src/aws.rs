@@ -55,6 +55,24 @@ pub fn init_json_logging() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
+/// An SDK date as a `jiff` timestamp (`None` if out of range).
+pub fn timestamp(t: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::new(t.secs(), i32::try_from(t.subsec_nanos()).ok()?).ok()
+}
+
+/// A function's `main`: JSON logs first (before any thread starts, see
+/// [`init_json_logging`]), then a multi-threaded runtime running `run`.
+pub fn run_function<F>(run: impl FnOnce() -> F) -> Result<(), lambda_runtime::Error>
+where
+    F: std::future::Future<Output = Result<(), lambda_runtime::Error>>,
+{
+    init_json_logging();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
 /// The error a function returns to Lambda: `error_type` is what alarms and
 /// retries key on (`InvalidEvent`, `InvalidConfig`, `Retryable`, ...), the
 /// message is the whole chain of causes.

@@ -131,14 +131,12 @@ impl Fleet {
     }
 
     fn function(&self, extra_env: &[(&str, &str)]) -> LambdaFunction {
-        let mut env = self.emulator.function_env(REGION);
-        env.push(("AGENT_POLL_INTERVAL_SECONDS".into(), "1".into()));
-        env.extend(
-            extra_env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
-        LambdaFunction::start("patch-dispatcher", &env)
+        let env: Vec<(&str, &str)> = [("AGENT_POLL_INTERVAL_SECONDS", "1")]
+            .into_iter()
+            .chain(extra_env.iter().copied())
+            .collect();
+        self.emulator
+            .start_function("patch-dispatcher", REGION, &env)
     }
 
     fn calls(&self, name: &str) -> u64 {
@@ -208,11 +206,12 @@ async fn given_a_scale_out_when_patching_succeeds_then_the_instance_continues() 
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn given_a_failed_patch_when_the_policy_is_abandon_then_the_instance_is_abandoned() {
+/// A scale-out whose patch command fails, with `extra_env`: the output of
+/// the status event, and the completions Auto Scaling recorded.
+async fn failed_patch(extra_env: &[(&str, &str)]) -> (Value, Vec<Value>) {
     let fleet = Fleet::new().await;
     fleet.group("web", Some("web")).await;
-    let function = fleet.function(&[]);
+    let function = fleet.function(extra_env);
     let id = fleet.scale_out("web");
     fleet.agent(&id, json!({"online_after_seconds": 0}));
     fleet.emulator.control(
@@ -225,6 +224,12 @@ async fn given_a_failed_patch_when_the_policy_is_abandon_then_the_instance_is_ab
         .invoke(&fleet.status_event(&command))
         .output()
         .clone();
+    (output, fleet.completions(&id))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_failed_patch_when_the_policy_is_abandon_then_the_instance_is_abandoned() {
+    let (output, completions) = failed_patch(&[]).await;
     let action = only_action(&output);
     assert_eq!(action["result"], json!("ABANDON"), "{output}");
     assert!(
@@ -234,27 +239,13 @@ async fn given_a_failed_patch_when_the_policy_is_abandon_then_the_instance_is_ab
             .contains("Failed"),
         "{output}"
     );
-    assert_eq!(fleet.completions(&id)[0]["result"], json!("ABANDON"));
+    assert_eq!(completions[0]["result"], json!("ABANDON"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn given_a_failed_patch_when_the_policy_is_continue_then_the_instance_continues_with_the_reason(
 ) {
-    let fleet = Fleet::new().await;
-    fleet.group("web", Some("web")).await;
-    let function = fleet.function(&[("ON_PATCH_FAILURE", "continue")]);
-    let id = fleet.scale_out("web");
-    fleet.agent(&id, json!({"online_after_seconds": 0}));
-    fleet.emulator.control(
-        "POST",
-        "/_fleetops/ssm/command-outcome",
-        Some(&json!({"instance_id": id, "status": "Failed"})),
-    );
-    let command = command_id(function.invoke(&fleet.launch_event(&id)).output());
-    let output = function
-        .invoke(&fleet.status_event(&command))
-        .output()
-        .clone();
+    let (output, completions) = failed_patch(&[("ON_PATCH_FAILURE", "continue")]).await;
     let action = only_action(&output);
     assert_eq!(action["result"], json!("CONTINUE"), "{output}");
     assert!(
@@ -264,7 +255,7 @@ async fn given_a_failed_patch_when_the_policy_is_continue_then_the_instance_cont
             .contains("Failed"),
         "{output}"
     );
-    assert_eq!(fleet.completions(&id)[0]["result"], json!("CONTINUE"));
+    assert_eq!(completions[0]["result"], json!("CONTINUE"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -263,13 +263,8 @@ impl Fleet {
     }
 
     fn start_function(&self, extra_env: &[(&str, &str)]) -> LambdaFunction {
-        let mut env = self.emulator.function_env(REGION);
-        env.extend(
-            extra_env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
-        LambdaFunction::start("compliance-reporter", &env)
+        self.emulator
+            .start_function("compliance-reporter", REGION, extra_env)
     }
 }
 

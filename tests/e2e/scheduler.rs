@@ -80,18 +80,36 @@ impl Fleet {
         self.launch_in(&self.ec2, tags, |r| r).await
     }
 
+    /// `count` instances tagged `Schedule=<schedule>` in one call; their ids.
+    async fn launch_many(&self, schedule: &str, count: i32) -> Vec<String> {
+        let spec = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(Tag::builder().key("Schedule").value(schedule).build())
+            .build();
+        let output = self
+            .ec2
+            .run_instances()
+            .image_id("ami-760aaa0f")
+            .min_count(count)
+            .max_count(count)
+            .tag_specifications(spec)
+            .send()
+            .await
+            .expect("run instances");
+        output
+            .instances()
+            .iter()
+            .filter_map(|i| i.instance_id().map(String::from))
+            .collect()
+    }
+
     async fn states(&self) -> BTreeMap<String, String> {
         states_in(&self.ec2).await
     }
 
     fn start_function(&self, extra_env: &[(&str, &str)]) -> LambdaFunction {
-        let mut env = self.emulator.function_env(REGION);
-        env.extend(
-            extra_env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
-        LambdaFunction::start("instance-scheduler", &env)
+        self.emulator
+            .start_function("instance-scheduler", REGION, extra_env)
     }
 
     fn set_state(&self, id: &str, state: &str) {
@@ -522,20 +540,7 @@ async fn given_several_regions_when_the_tick_runs_then_each_region_is_handled() 
 async fn given_a_big_tagged_fleet_then_calls_are_pages_plus_batches() {
     let fleet = Fleet::new().await;
     fleet.put_schedules(SCHEDULES).await;
-    let spec = TagSpecification::builder()
-        .resource_type(ResourceType::Instance)
-        .tags(Tag::builder().key("Schedule").value("office").build())
-        .build();
-    fleet
-        .ec2
-        .run_instances()
-        .image_id("ami-760aaa0f")
-        .min_count(250)
-        .max_count(250)
-        .tag_specifications(spec)
-        .send()
-        .await
-        .expect("run 250");
+    fleet.launch_many("office", 250).await;
     fleet.launch(&[("Name", "untagged")]).await;
     let function = fleet.start_function(&[]);
     fleet.emulator.reset_calls();
@@ -559,41 +564,8 @@ async fn given_a_fifth_of_ec2_calls_throttled_when_a_500_instance_fleet_ticks_th
     fleet
         .put_schedules(r#"{"schedules": {"office": {"periods": [{"weekdays": "mon-fri", "begin": "09:00", "end": "18:00"}]}, "always": {"periods": [{}]}}}"#)
         .await;
-    for schedule in ["office", "always"] {
-        let spec = TagSpecification::builder()
-            .resource_type(ResourceType::Instance)
-            .tags(Tag::builder().key("Schedule").value(schedule).build())
-            .build();
-        fleet
-            .ec2
-            .run_instances()
-            .image_id("ami-760aaa0f")
-            .min_count(250)
-            .max_count(250)
-            .tag_specifications(spec)
-            .send()
-            .await
-            .expect("run 250");
-    }
-    let always: Vec<String> = {
-        let out = fleet
-            .ec2
-            .describe_instances()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("tag:Schedule")
-                    .values("always")
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("describe");
-        out.reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter_map(|i| i.instance_id().map(String::from))
-            .collect()
-    };
+    fleet.launch_many("office", 250).await;
+    let always = fleet.launch_many("always", 250).await;
     fleet.emulator.control(
         "POST",
         "/_fleetops/faults",

@@ -14,11 +14,7 @@ struct Deps {
 }
 
 fn main() -> Result<(), lambda_runtime::Error> {
-    fleetops::aws::init_json_logging();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    fleetops::aws::run_function(run)
 }
 
 async fn run() -> Result<(), lambda_runtime::Error> {

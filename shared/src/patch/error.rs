@@ -10,7 +10,6 @@ use aws_sdk_ssm::error::SdkError;
 use aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationError;
 use aws_sdk_ssm::operation::describe_instance_patch_states::DescribeInstancePatchStatesError;
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationError;
-use aws_sdk_ssm::operation::get_parameter::GetParameterError;
 use aws_sdk_ssm::operation::put_parameter::PutParameterError;
 use aws_sdk_ssm::operation::send_command::SendCommandError;
 
@@ -28,7 +27,7 @@ pub enum PatchError {
     StateRead {
         name: String,
         #[source]
-        source: SdkError<GetParameterError>,
+        source: crate::ssm::ParameterError,
     },
     #[error("writing state parameter {name} failed")]
     StateWrite {

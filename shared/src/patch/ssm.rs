@@ -2,13 +2,13 @@
 
 use aws_sdk_ssm::types::{InstanceInformationStringFilter, ParameterType, PingStatus, Target};
 use aws_sdk_ssm::Client;
-use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::decide::PatchStateView;
 use super::error::PatchError;
 use super::events::{ScheduledPatch, PATCH_DOCUMENT};
+use crate::ssm::ParameterError;
 
 /// Whether the instance's SSM agent is registered and `Online`. An instance SSM
 /// does not know yet (`InvalidInstanceId`) is simply not online.
@@ -201,10 +201,7 @@ pub async fn patch_state(
         .find(|s| s.instance_id() == instance_id)
         .map(|s| PatchStateView {
             operation: Some(s.operation().as_str().to_string()),
-            operation_end: {
-                let end = s.operation_end_time();
-                Timestamp::new(end.secs(), end.subsec_nanos() as i32).ok()
-            },
+            operation_end: crate::aws::timestamp(s.operation_end_time()),
             failed_count: s.failed_count(),
             missing_count: s.missing_count(),
         }))
@@ -215,30 +212,22 @@ pub async fn read_record<T: DeserializeOwned>(
     ssm: &Client,
     name: &str,
 ) -> Result<Option<T>, PatchError> {
-    match ssm.get_parameter().name(name).send().await {
-        Ok(output) => {
-            let text = output
-                .parameter()
-                .and_then(|p| p.value())
-                .unwrap_or_default();
-            serde_json::from_str(text)
-                .map(Some)
-                .map_err(|source| PatchError::StateCorrupt {
-                    name: name.to_string(),
-                    source,
-                })
+    let text = match crate::ssm::get_parameter(ssm, name).await {
+        Ok(text) => text,
+        Err(ParameterError::Missing { .. }) => return Ok(None),
+        Err(source) => {
+            return Err(PatchError::StateRead {
+                name: name.to_string(),
+                source,
+            })
         }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_parameter_not_found()) =>
-        {
-            Ok(None)
-        }
-        Err(source) => Err(PatchError::StateRead {
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|source| PatchError::StateCorrupt {
             name: name.to_string(),
             source,
-        }),
-    }
+        })
 }
 
 /// Writes a JSON record. With `create_only`, an existing record is left alone

@@ -34,10 +34,6 @@ fn gap(source: &str, error: &(dyn std::error::Error + 'static)) -> DataGap {
     }
 }
 
-fn timestamp(t: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
-    jiff::Timestamp::new(t.secs(), i32::try_from(t.subsec_nanos()).ok()?).ok()
-}
-
 fn count(n: impl Into<Option<i32>>) -> u32 {
     n.into().and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
 }
@@ -202,7 +198,7 @@ pub async fn describe_patch_states(
                             .filter(|b| !b.is_empty())
                             .map(str::to_string),
                         operation: s.operation().as_str().to_string(),
-                        operation_end_time: timestamp(s.operation_end_time()),
+                        operation_end_time: crate::aws::timestamp(s.operation_end_time()),
                         installed: count(s.installed_count()),
                         installed_pending_reboot: count(s.installed_pending_reboot_count()),
                         installed_rejected: count(s.installed_rejected_count()),

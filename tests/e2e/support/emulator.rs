@@ -83,6 +83,23 @@ impl Emulator {
         .collect()
     }
 
+    /// The function binary `name` under cargo lambda, talking to the emulator
+    /// in `region`, with `extra_env` on top.
+    pub fn start_function(
+        &self,
+        name: &str,
+        region: &str,
+        extra_env: &[(&str, &str)],
+    ) -> crate::LambdaFunction {
+        let mut env = self.function_env(region);
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        crate::LambdaFunction::start(name, &env)
+    }
+
     /// Calls the emulator's control plane (`/_fleetops/...`).
     pub fn control(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         let payload = body.map(Value::to_string).unwrap_or_default();
