@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Template checks, all offline and without AWS credentials:
-#   sam validate --lint, cfn-lint and checkov on template.yaml, then cfn-lint and
-#   checkov again on a rendered copy in which every IAM role's policy is resolved
-#   into plain JSON, so that the policies checkov cannot read in the template as
-#   written (JSON text, Fn::If statements) are checked too.
+#   sam validate --lint, cfn-lint and checkov on template.yaml; then fleetops' own
+#   structural rules (no reserved concurrency unless opted in, every rule that
+#   dead-letters is allowed to by the queue policy, JSON-text policies are JSON
+#   whichever way their conditions go); then cfn-lint and checkov again on a
+#   rendered copy in which every IAM role's policy is resolved into plain JSON, so
+#   that the policies checkov cannot read in the template as written (JSON text,
+#   Fn::If statements) are checked too.
 # Any finding fails the script.
 #
 # Usage (from anywhere; it works in the repository root):
@@ -75,7 +78,147 @@ echo "== cfn-lint"
 echo "== checkov"
 LOG_LEVEL=ERROR "$checkov" -f "$template" "${checkov_args[@]}"
 
-# --- 2: rendered copy with every IAM role policy resolved -----------------------
+# --- 2: fleetops' structural rules ---------------------------------------------
+echo "== structure"
+"$python" - "$template" <<'PY'
+import json
+import re
+import sys
+
+from samcli.yamlhelper import yaml_parse
+
+with open(sys.argv[1], encoding="utf-8") as f:
+    template = yaml_parse(f.read())
+parameters = template.get("Parameters", {})
+conditions = template.get("Conditions", {})
+resources = template["Resources"]
+errors = []
+
+
+def default(name):
+    if name not in parameters:
+        raise SystemExit(f"structure: {name} is not a parameter")
+    return str(parameters[name].get("Default", ""))
+
+
+def evaluate(node):
+    """A condition or condition operand, with every parameter at its default."""
+    if isinstance(node, (str, int, float, bool)):
+        return str(node).lower() if isinstance(node, bool) else str(node)
+    (fn, arg), = node.items()
+    if fn == "Ref":
+        return default(arg)
+    if fn == "Condition":
+        return evaluate(conditions[arg])
+    if fn == "Fn::Equals":
+        return evaluate(arg[0]) == evaluate(arg[1])
+    if fn == "Fn::Not":
+        return not evaluate(arg[0])
+    if fn == "Fn::And":
+        return all(evaluate(a) for a in arg)
+    if fn == "Fn::Or":
+        return any(evaluate(a) for a in arg)
+    if fn == "Fn::Join":
+        parts = arg[1]
+        if isinstance(parts, dict):  # a CommaDelimitedList parameter
+            parts = [evaluate(parts)]
+        return arg[0].join(evaluate(p) for p in parts)
+    raise SystemExit(f"structure: cannot evaluate {fn} in a condition")
+
+
+# Reserved concurrency is opt-in: a new account (concurrency quota 10) cannot deploy
+# a stack that reserves any. Each ReservedConcurrentExecutions, in Globals or on a
+# function, is !If [condition, value, !Ref AWS::NoValue], the condition false at
+# the parameters' defaults.
+places = [("Globals.Function", template.get("Globals", {}).get("Function", {}))]
+places += [
+    (logical_id, resource.get("Properties", {}))
+    for logical_id, resource in resources.items()
+    if resource.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")
+]
+reserved = 0
+for where, properties in places:
+    if "ReservedConcurrentExecutions" not in properties:
+        continue
+    reserved += 1
+    setting = properties["ReservedConcurrentExecutions"]
+    branches = setting.get("Fn::If") if isinstance(setting, dict) else None
+    if not (isinstance(branches, list) and len(branches) == 3 and branches[2] == {"Ref": "AWS::NoValue"}):
+        errors.append(f"{where}: ReservedConcurrentExecutions must be !If [<condition>, <value>, !Ref AWS::NoValue]")
+    elif evaluate(conditions[branches[0]]):
+        errors.append(f"{where}: ReservedConcurrentExecutions is reserved with the default parameters (condition {branches[0]})")
+
+# Every EventBridge rule that dead-letters into DeadLetterQueue is one the queue
+# policy lets EventBridge write for (else its dead letters are lost silently).
+def is_queue_arn(node):
+    return node in ({"Fn::GetAtt": "DeadLetterQueue.Arn"}, {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
+
+dead_lettering = set()
+for logical_id, resource in resources.items():
+    kind = resource.get("Type")
+    properties = resource.get("Properties", {})
+    if kind == "AWS::Serverless::Function":
+        for event_id, event in properties.get("Events", {}).items():
+            config = event.get("Properties", {}).get("DeadLetterConfig", {})
+            if event.get("Type") in ("Schedule", "EventBridgeRule", "CloudWatchEvent") and is_queue_arn(config.get("Arn")):
+                dead_lettering.add(logical_id + event_id)
+    elif kind == "AWS::Events::Rule":
+        for target in properties.get("Targets", []):
+            if is_queue_arn(target.get("DeadLetterConfig", {}).get("Arn")):
+                dead_lettering.add(logical_id)
+allowed = set()
+for statement in resources["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]:
+    if statement.get("Effect") != "Allow":
+        continue
+    for arn in statement.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn", []):
+        target = arn.get("Fn::GetAtt") if isinstance(arn, dict) else None
+        if target:
+            allowed.add(target.split(".")[0] if isinstance(target, str) else target[0])
+for rule in sorted(dead_lettering - allowed):
+    errors.append(f"DeadLetterQueuePolicy: rule {rule} dead-letters into DeadLetterQueue but is not in aws:SourceArn")
+for rule in sorted(allowed - dead_lettering):
+    errors.append(f"DeadLetterQueuePolicy: aws:SourceArn names {rule}, which is no rule dead-lettering there")
+
+# A policy written as JSON text (an Fn::Sub string) must be JSON with every Fn::If
+# in it on either branch; pass 3 lints the first branches only. Placeholders are
+# replaced by a plain string, which is what every one of them stands for.
+def text(node, branch):
+    if isinstance(node, str):
+        return node
+    (fn, arg), = node.items()
+    if fn == "Fn::If":
+        return text(arg[1 + branch], branch)
+    if fn == "Fn::Sub":
+        body, variables = (arg, {}) if isinstance(arg, str) else arg
+        def one(match):
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            return text(variables[name], branch) if name in variables else "x"
+        return re.sub(r"\$\{([^}]+)\}", one, body)
+    return "x"  # Ref, Fn::GetAtt, Fn::Join: a string inside the JSON text
+
+for logical_id, resource in resources.items():
+    if resource.get("Type") != "AWS::IAM::Role":
+        continue
+    for policy in resource.get("Properties", {}).get("Policies", []):
+        document = policy["PolicyDocument"]
+        if not (isinstance(document, dict) and "Fn::Sub" in document):
+            continue
+        for branch in (0, 1):
+            try:
+                json.loads(text(document, branch))
+            except json.JSONDecodeError as e:
+                errors.append(f"{logical_id} policy {policy.get('PolicyName')}: not JSON with the {'first' if branch == 0 else 'second'} branch of its Fn::If: {e}")
+
+for error in errors:
+    print(f"structure: {error}", file=sys.stderr)
+if errors:
+    raise SystemExit(1)
+print(f"{reserved} reserved concurrency settings, all opt-in; {len(dead_lettering)} dead-lettering rules, all allowed")
+PY
+
+# --- 3: rendered copy with every IAM role policy resolved -----------------------
 # checkov cannot evaluate a policy it cannot read as plain data: the scheduler's is
 # JSON text (an Fn::Sub string) and the reporter's has an Fn::If statement; in pass
 # 1 it skips those roles (its "Failed enriching cloudsplaining" warnings, silenced

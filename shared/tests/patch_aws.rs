@@ -1,13 +1,15 @@
 //! The patch dispatcher's AWS error paths with `aws-smithy-mocks`: throttling
 //! on SendCommand, and a fresh instance whose agent SSM does not know yet.
 
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::types::{Instance, Reservation, Tag};
 use aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput;
-use aws_sdk_ssm::operation::get_parameter::GetParameterError;
-use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
 use aws_sdk_ssm::operation::send_command::{SendCommandError, SendCommandOutput};
-use aws_sdk_ssm::types::error::{InvalidInstanceId, ParameterNotFound};
+use aws_sdk_ssm::types::error::InvalidInstanceId;
 use aws_sdk_ssm::types::{Command, InstanceInformation, PingStatus};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use fleetops::aws::retry_config;
@@ -35,6 +37,7 @@ fn web_install() -> ScheduledPatch {
         max_concurrency: "10%".into(),
         max_errors: "1".into(),
         reboot: RebootOption::RebootIfNeeded,
+        time: None,
     }
 }
 
@@ -52,6 +55,7 @@ async fn given_throttling_when_sending_the_scheduled_command_then_it_is_retried_
         &web_install(),
         &CommandTarget::PatchGroupTag("web"),
         Some("snap"),
+        "fleetops f1 scheduled Install of web",
     )
     .await
     .expect("sent after retries");
@@ -72,6 +76,7 @@ async fn given_throttling_that_never_ends_then_the_error_names_the_target_and_ke
         &web_install(),
         &CommandTarget::PatchGroupTag("web"),
         None,
+        "fleetops f1 scheduled Install of web",
     )
     .await
     .unwrap_err();
@@ -119,13 +124,21 @@ async fn given_a_launch_whose_agent_registers_late_when_dispatching_then_the_com
             .build()
     });
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&tags]);
-    let no_record = mock!(aws_sdk_ssm::Client::get_parameter)
-        .then_error(|| GetParameterError::ParameterNotFound(ParameterNotFound::builder().build()));
-    let put = mock!(aws_sdk_ssm::Client::put_parameter)
+    let no_record =
+        mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| GetItemOutput::builder().build());
+    let create = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| r.condition_expression() == Some("attribute_not_exists(pk)"))
+        .then_output(|| PutItemOutput::builder().build());
+    let update = mock!(aws_sdk_dynamodb::Client::update_item)
         .sequence()
-        .output(|| PutParameterOutput::builder().version(1).build())
+        .output(|| UpdateItemOutput::builder().build())
         .repeatedly()
         .build();
+    let dynamodb = mock_client!(
+        aws_sdk_dynamodb,
+        RuleMode::MatchAny,
+        [&no_record, &create, &update]
+    );
     let online = mock!(aws_sdk_ssm::Client::describe_instance_information)
         .sequence()
         .output(|| {
@@ -149,7 +162,7 @@ async fn given_a_launch_whose_agent_registers_late_when_dispatching_then_the_com
     let ssm = mock_client!(
         aws_sdk_ssm,
         RuleMode::MatchAny,
-        [&no_record, &put, &online, &send],
+        [&online, &send],
         fast_retries
     );
     let autoscaling = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, []);
@@ -157,9 +170,13 @@ async fn given_a_launch_whose_agent_registers_late_when_dispatching_then_the_com
         ssm,
         autoscaling,
         ec2,
+        dynamodb,
     };
-    let settings = PatchSettings::from_env(|name| {
-        (name == "AGENT_POLL_INTERVAL_SECONDS").then(|| "1".to_string())
+    let settings = PatchSettings::from_env(|name| match name {
+        "AGENT_POLL_INTERVAL_SECONDS" => Some("1".to_string()),
+        "STATE_TABLE" => Some("fleetops-state".to_string()),
+        "GROUP_OPT_IN_TAG" => Some(String::new()),
+        _ => None,
     })
     .expect("settings");
     let request = parse_event(
@@ -177,6 +194,33 @@ async fn given_a_launch_whose_agent_registers_late_when_dispatching_then_the_com
     assert_eq!(summary.commands[0].command_id.as_deref(), Some("cmd-late"));
     assert!(summary.lifecycle_actions.is_empty());
     assert_eq!(send.num_calls(), 3);
-    // The claim, then the record with the command id.
-    assert_eq!(put.num_calls(), 2);
+    // The claim (a conditional create), then conditional updates:
+    // "sending", back to "claimed" after InvalidInstanceId (twice), "sending"
+    // again, and the command id.
+    assert_eq!(create.num_calls(), 1);
+    assert_eq!(update.num_calls(), 6);
+}
+
+#[tokio::test]
+async fn given_a_claim_that_another_invocation_made_first_then_the_create_reports_the_conflict() {
+    let lost = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+        PutItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder().build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_dynamodb, [&lost]);
+    let store = fleetops::patch::store::Store {
+        client,
+        table: "fleetops-state".into(),
+    };
+    let record = serde_json::json!({"x": 1});
+    let item = fleetops::patch::store::Item {
+        key: "launch#i-1",
+        kind: "launch",
+        state: "claimed",
+        record: &record,
+        expires_at: jiff::Timestamp::now(),
+    };
+    assert_eq!(store.create(&item).await.expect("not an error"), None);
+    assert_eq!(lost.num_calls(), 1);
 }

@@ -2,5 +2,6 @@
 //! the moto emulator. One test binary (ripgrep's layout) so the AWS SDK links once.
 
 mod patch;
+mod patch_once;
 mod report;
 mod scheduler;

@@ -7,28 +7,110 @@ use aws_sdk_ec2::types::{ResourceType, Tag as Ec2Tag, TagSpecification};
 use fleetops_e2e::{event, Emulator, LambdaFunction};
 use serde_json::{json, Value};
 
-const REGION: &str = "us-east-1";
+pub(crate) const REGION: &str = "us-east-1";
 const HOOK: &str = "fleetops-patch-on-launch";
+pub(crate) const STATE_TABLE: &str = "fleetops-state";
+const OPT_IN_TAG: &str = "fleetops:patch-on-launch";
 
-struct Fleet {
-    emulator: Emulator,
-    asg: aws_sdk_autoscaling::Client,
-    ec2: aws_sdk_ec2::Client,
+pub(crate) struct Fleet {
+    pub(crate) emulator: Emulator,
+    pub(crate) asg: aws_sdk_autoscaling::Client,
+    pub(crate) ec2: aws_sdk_ec2::Client,
+    pub(crate) dynamodb: aws_sdk_dynamodb::Client,
 }
 
 impl Fleet {
-    async fn new() -> Self {
+    /// The emulated account with the dispatcher's state table, as the
+    /// template creates it (key `pk`, TTL on `expires_at`).
+    pub(crate) async fn new() -> Self {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            TimeToLiveSpecification,
+        };
         let emulator = Emulator::start();
         let config = emulator.sdk_config(REGION).await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        dynamodb
+            .create_table()
+            .table_name(STATE_TABLE)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key"),
+            )
+            .send()
+            .await
+            .expect("state table");
+        dynamodb
+            .update_time_to_live()
+            .table_name(STATE_TABLE)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expires_at")
+                    .enabled(true)
+                    .build()
+                    .expect("ttl"),
+            )
+            .send()
+            .await
+            .expect("ttl");
+        emulator.reset_calls();
         Self {
             asg: aws_sdk_autoscaling::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
+            dynamodb,
             emulator,
         }
     }
 
-    /// A group `name` with the launch hook; `patch_group` becomes the `Patch Group` tag.
-    async fn group(&self, name: &str, patch_group: Option<&str>) {
+    /// Every item of the state table: key -> (state, expires_at, record JSON).
+    pub(crate) async fn state_items(
+        &self,
+    ) -> std::collections::BTreeMap<String, (String, i64, Value)> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let out = self
+            .dynamodb
+            .scan()
+            .table_name(STATE_TABLE)
+            .send()
+            .await
+            .expect("scan");
+        out.items()
+            .iter()
+            .map(|item| {
+                let text = |k: &str| match item.get(k) {
+                    Some(AttributeValue::S(s)) | Some(AttributeValue::N(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                (
+                    text("pk"),
+                    (
+                        text("state"),
+                        text("expires_at").parse().unwrap_or(0),
+                        serde_json::from_str(&text("record")).unwrap_or(Value::Null),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// A group `name` with the launch hook and the opt-in tag; `patch_group`
+    /// becomes the `Patch Group` tag.
+    pub(crate) async fn group(&self, name: &str, patch_group: Option<&str>) {
+        self.group_opted(name, patch_group, true).await
+    }
+
+    pub(crate) async fn group_opted(&self, name: &str, patch_group: Option<&str>, opted_in: bool) {
         self.asg
             .create_launch_configuration()
             .launch_configuration_name(format!("{name}-lc"))
@@ -54,6 +136,17 @@ impl Fleet {
                     .default_result("ABANDON")
                     .build(),
             );
+        if opted_in {
+            create = create.tags(
+                Tag::builder()
+                    .key(OPT_IN_TAG)
+                    .value("true")
+                    .propagate_at_launch(false)
+                    .resource_id(name)
+                    .resource_type("auto-scaling-group")
+                    .build(),
+            );
+        }
         if let Some(group) = patch_group {
             create = create.tags(
                 Tag::builder()
@@ -69,7 +162,7 @@ impl Fleet {
     }
 
     /// Scales `group` out by one; returns the new instance.
-    fn scale_out(&self, group: &str) -> String {
+    pub(crate) fn scale_out(&self, group: &str) -> String {
         let out = self.emulator.control(
             "POST",
             "/_fleetops/autoscaling/launch",
@@ -81,21 +174,21 @@ impl Fleet {
             .to_string()
     }
 
-    fn agent(&self, instance_id: &str, body: Value) {
+    pub(crate) fn agent(&self, instance_id: &str, body: Value) {
         let mut body = body;
         body["instance_id"] = json!(instance_id);
         self.emulator
             .control("POST", "/_fleetops/ssm/agent", Some(&body));
     }
 
-    fn events(&self, source: &str) -> Vec<Value> {
+    pub(crate) fn events(&self, source: &str) -> Vec<Value> {
         let out = self
             .emulator
             .control("GET", &format!("/_fleetops/events?source={source}"), None);
         out["events"].as_array().cloned().unwrap_or_default()
     }
 
-    fn launch_event(&self, instance_id: &str) -> Value {
+    pub(crate) fn launch_event(&self, instance_id: &str) -> Value {
         self.events("aws.autoscaling")
             .into_iter()
             .find(|e| e["detail"]["EC2InstanceId"] == json!(instance_id))
@@ -103,7 +196,7 @@ impl Fleet {
     }
 
     /// The status event of `command_id`, after letting the emulated clock run.
-    fn status_event(&self, command_id: &str) -> Value {
+    pub(crate) fn status_event(&self, command_id: &str) -> Value {
         self.emulator.control(
             "POST",
             "/_fleetops/clock/advance",
@@ -111,11 +204,15 @@ impl Fleet {
         );
         self.events("aws.ssm")
             .into_iter()
-            .find(|e| e["detail"]["command-id"] == json!(command_id))
+            .find(|e| {
+                e["detail"]["command-id"] == json!(command_id)
+                    && e["detail-type"]
+                        == json!("EC2 Command Invocation Status-change Notification")
+            })
             .unwrap_or_else(|| panic!("no status event for {command_id}"))
     }
 
-    fn completions(&self, instance_id: &str) -> Vec<Value> {
+    pub(crate) fn completions(&self, instance_id: &str) -> Vec<Value> {
         let out = self.emulator.control(
             "GET",
             &format!("/_fleetops/autoscaling/lifecycle-actions?instance_id={instance_id}"),
@@ -130,28 +227,31 @@ impl Fleet {
             .collect()
     }
 
-    fn function(&self, extra_env: &[(&str, &str)]) -> LambdaFunction {
-        let env: Vec<(&str, &str)> = [("AGENT_POLL_INTERVAL_SECONDS", "1")]
-            .into_iter()
-            .chain(extra_env.iter().copied())
-            .collect();
+    pub(crate) fn function(&self, extra_env: &[(&str, &str)]) -> LambdaFunction {
+        let env: Vec<(&str, &str)> = [
+            ("AGENT_POLL_INTERVAL_SECONDS", "1"),
+            ("STATE_TABLE", STATE_TABLE),
+        ]
+        .into_iter()
+        .chain(extra_env.iter().copied())
+        .collect();
         self.emulator
             .start_function("patch-dispatcher", REGION, &env)
     }
 
-    fn calls(&self, name: &str) -> u64 {
+    pub(crate) fn calls(&self, name: &str) -> u64 {
         self.emulator.calls().get(name).copied().unwrap_or(0)
     }
 }
 
-fn command_id(output: &Value) -> String {
+pub(crate) fn command_id(output: &Value) -> String {
     output["commands"][0]["command_id"]
         .as_str()
         .unwrap_or_else(|| panic!("no command in {output}"))
         .to_string()
 }
 
-fn only_action(output: &Value) -> &Value {
+pub(crate) fn only_action(output: &Value) -> &Value {
     let actions = output["lifecycle_actions"]
         .as_array()
         .unwrap_or_else(|| panic!("{output}"));

@@ -185,3 +185,64 @@ def test_scale_in_ends_waiting_actions(emu, asg):
     asg.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=0)
     assert _states(asg) == {}
     assert emu.get("/_fleetops/autoscaling/lifecycle-actions")["pending"] == []
+
+
+def test_describe_warm_pool_shape_paging_and_errors(emu, asg):
+    _group(asg)
+    # Without a warm pool: no configuration, no instances.
+    empty = asg.describe_warm_pool(AutoScalingGroupName="web")
+    assert "WarmPoolConfiguration" not in empty and empty["Instances"] == []
+    asg.put_warm_pool(AutoScalingGroupName="web", PoolState="Stopped", MinSize=1, MaxGroupPreparedCapacity=4,
+                      InstanceReusePolicy={"ReuseOnScaleIn": True})
+    in_service = emu.post("/_fleetops/autoscaling/launch", {"group": "web", "count": 1})["instance_ids"]
+    warm = emu.post("/_fleetops/autoscaling/launch", {"group": "web", "count": 3, "warm_pool": True})["instance_ids"]
+    out = asg.describe_warm_pool(AutoScalingGroupName="web")
+    assert out["WarmPoolConfiguration"] == {
+        "MinSize": 1, "PoolState": "Stopped", "MaxGroupPreparedCapacity": 4,
+        "InstanceReusePolicy": {"ReuseOnScaleIn": True},
+    }
+    assert [i["InstanceId"] for i in out["Instances"]] == warm and "NextToken" not in out
+    first = out["Instances"][0]
+    assert first["LifecycleState"] == "Warmed:Pending:Wait"  # the group has a launch hook
+    assert first["HealthStatus"] == "Healthy" and first["AvailabilityZone"] == "us-east-1a"
+    assert first["InstanceType"] == "t3.micro" and first["LaunchConfigurationName"] == "web-lc"
+    assert first["ProtectedFromScaleIn"] is False
+    # Warm-pool instances are not the group's instances, but DescribeAutoScalingInstances lists them.
+    assert set(_states(asg)) == set(in_service)
+    listed = {i["InstanceId"]: i["LifecycleState"] for i in asg.describe_auto_scaling_instances()["AutoScalingInstances"]}
+    assert listed == {in_service[0]: "Pending:Wait", **{w: "Warmed:Pending:Wait" for w in warm}}
+    # MaxRecords / NextToken.
+    seen, token = [], None
+    while True:
+        kw = {"AutoScalingGroupName": "web", "MaxRecords": 2}
+        if token:
+            kw["NextToken"] = token
+        page = asg.describe_warm_pool(**kw)
+        assert len(page["Instances"]) <= 2
+        seen += [i["InstanceId"] for i in page["Instances"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert seen == warm
+    for bad, code in (({"MaxRecords": 51}, "ValidationError"), ({"MaxRecords": 0}, "ValidationError"),
+                      ({"NextToken": "garbage"}, "InvalidNextToken")):
+        with pytest.raises(ClientError) as err:
+            asg.describe_warm_pool(AutoScalingGroupName="web", **bad)
+        assert err.value.response["Error"]["Code"] == code, bad
+    with pytest.raises(ClientError) as err:
+        asg.describe_warm_pool(AutoScalingGroupName="nope")
+    assert err.value.response["Error"]["Code"] == "ValidationError"
+
+
+def test_warm_pool_launch_with_hook_waits_then_warms(emu, ec2, asg):
+    _group(asg)
+    asg.put_warm_pool(AutoScalingGroupName="web", PoolState="Running")
+    warm = emu.post("/_fleetops/autoscaling/launch", {"group": "web", "count": 1, "warm_pool": True})["instance_ids"][0]
+    pool = asg.describe_warm_pool(AutoScalingGroupName="web")["Instances"]
+    assert [(i["InstanceId"], i["LifecycleState"]) for i in pool] == [(warm, "Warmed:Pending:Wait")]
+    pending = emu.get("/_fleetops/autoscaling/lifecycle-actions")["pending"]
+    assert [(a["instance_id"], a["destination"]) for a in pending] == [(warm, "WarmPool")]
+    asg.complete_lifecycle_action(AutoScalingGroupName="web", LifecycleHookName=HOOK, InstanceId=warm,
+                                  LifecycleActionResult="CONTINUE")
+    pool = asg.describe_warm_pool(AutoScalingGroupName="web")["Instances"]
+    assert pool[0]["LifecycleState"] == "Warmed:Running" and describe(ec2, warm)["State"]["Name"] == "running"

@@ -7,6 +7,8 @@ from botocore.exceptions import ClientError
 from conftest import run
 
 PATCH = "AWS-RunPatchBaseline"
+INVOCATION_EVENT = "EC2 Command Invocation Status-change Notification"
+COMMAND_EVENT = "EC2 Command Status-change Notification"
 
 
 def _fleet(emu, ec2, n=3, group="web", **agent):
@@ -214,7 +216,7 @@ def test_invocation_events_in_eventbridge_envelope(emu, ec2, ssm):
     assert d["command-id"] == cid and d["document-name"] == PATCH and d["instance-id"] == ok
     assert d["status"] == "Success" and d["status-details"] == "Success" and d["requested-date-time"].endswith("Z")
     emu.post("/_fleetops/clock/advance", {"seconds": 31})
-    evs = emu.get("/_fleetops/events")["events"]
+    evs = emu.get(f"/_fleetops/events?source=aws.ssm&detail-type={INVOCATION_EVENT.replace(' ', '%20')}")["events"]
     assert [(e["detail"]["instance-id"], e["detail"]["status"]) for e in evs] == [(ok, "Success"), (slow, "Failed")]
     emu.post("/_fleetops/events/reset")
     assert emu.get("/_fleetops/events")["events"] == []
@@ -250,3 +252,107 @@ def test_outcome_control_validation(emu):
     assert status == 400
     status, _ = emu.call("POST", "/_fleetops/ssm/command-outcome", {"status": "Failed"})
     assert status == 400
+
+
+def _events(emu, detail_type):
+    return emu.get(f"/_fleetops/events?source=aws.ssm&detail-type={detail_type.replace(' ', '%20')}")["events"]
+
+
+def test_command_event_once_at_the_final_status(emu, ec2, ssm):
+    a, b, c = _fleet(emu, ec2, 3)
+    emu.post("/_fleetops/ssm/command-outcome", {"instance_id": b, "after_seconds": 20})
+    emu.post("/_fleetops/ssm/command-outcome", {"instance_id": c, "status": "Failed", "after_seconds": 40})
+    cmd = ssm.send_command(DocumentName=PATCH, InstanceIds=[a, b, c], TimeoutSeconds=600,
+                           Parameters={"Operation": ["Install"], "RebootOption": ["NoReboot"]},
+                           MaxErrors="0")["Command"]
+    cid = cmd["CommandId"]
+    assert _events(emu, COMMAND_EVENT) == []  # a finished, the command has not
+    emu.post("/_fleetops/clock/advance", {"seconds": 25})
+    assert _events(emu, COMMAND_EVENT) == []
+    emu.post("/_fleetops/clock/advance", {"seconds": 30})
+    emu.post("/_fleetops/clock/advance", {"seconds": 30})  # later ticks add nothing
+    evs = _events(emu, COMMAND_EVENT)
+    assert len(evs) == 1
+    ev = evs[0]
+    assert set(ev) == {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+    assert ev["source"] == "aws.ssm" and ev["account"] == "123456789012" and ev["region"] == "us-east-1"
+    assert sorted(ev["resources"]) == sorted(f"arn:aws:ec2:us-east-1:123456789012:instance/{i}" for i in (a, b, c))
+    d = ev["detail"]
+    # The fields of AWS's sample "Run Command status change", nothing else.
+    assert set(d) == {"command-id", "document-name", "expire-after", "parameters", "requested-date-time", "status"}
+    assert d["command-id"] == cid and d["document-name"] == PATCH
+    assert d["parameters"] == {"Operation": ["Install"], "RebootOption": ["NoReboot"]}
+    assert d["status"] == "Failed"  # one failure > MaxErrors 0
+    listed = ssm.list_commands(CommandId=cid)["Commands"][0]
+    assert listed["Status"] == "Failed"
+    assert d["requested-date-time"] == listed["RequestedDateTime"].strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{listed['RequestedDateTime'].microsecond // 1000:03d}Z"
+    assert d["expire-after"] == listed["ExpiresAfter"].strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{listed['ExpiresAfter'].microsecond // 1000:03d}Z"
+    # time = when the last invocation ended (c, 40 s after it was sent), and it comes
+    # after every invocation event of the command.
+    last_inv = ssm.get_command_invocation(CommandId=cid, InstanceId=c)
+    assert ev["time"] == last_inv["ExecutionEndDateTime"][:19] + "Z"
+    everything = emu.get("/_fleetops/events?source=aws.ssm")["events"]
+    assert [e["detail-type"] for e in everything] == [INVOCATION_EVENT] * 3 + [COMMAND_EVENT]
+    assert [e["detail"]["status"] for e in _events(emu, INVOCATION_EVENT)] == ["Success", "Success", "Failed"]
+
+
+def test_command_event_status_follows_the_command(emu, ec2, ssm):
+    ok, lost, slow = _fleet(emu, ec2, 3)
+    emu.post("/_fleetops/ssm/agent", {"instance_id": lost, "ping_status": "ConnectionLost"})
+    emu.post("/_fleetops/ssm/command-outcome", {"instance_id": slow, "after_seconds": 100})
+    # Success within MaxErrors.
+    c1 = ssm.send_command(DocumentName=PATCH, InstanceIds=[ok], Parameters={"Operation": ["Scan"]})["Command"]["CommandId"]
+    # Only delivery time-outs beyond MaxErrors: TimedOut.
+    c2 = ssm.send_command(DocumentName=PATCH, InstanceIds=[lost], Parameters={"Operation": ["Scan"]},
+                          TimeoutSeconds=60)["Command"]["CommandId"]
+    # Cancelled while one invocation is still running.
+    c3 = ssm.send_command(DocumentName=PATCH, InstanceIds=[ok, slow], Parameters={"Operation": ["Scan"]})["Command"]["CommandId"]
+    ssm.cancel_command(CommandId=c3)
+    # Targets that match nothing: final at once.
+    c4 = ssm.send_command(DocumentName=PATCH, Targets=[{"Key": "tag:Patch Group", "Values": ["nobody"]}],
+                          Parameters={"Operation": ["Scan"]})["Command"]["CommandId"]
+    emu.post("/_fleetops/clock/advance", {"seconds": 61})
+    status = {e["detail"]["command-id"]: e["detail"]["status"] for e in _events(emu, COMMAND_EVENT)}
+    assert status == {c1: "Success", c2: "TimedOut", c3: "Cancelled", c4: "Success"}
+    for cid, expected in status.items():
+        assert ssm.list_commands(CommandId=cid)["Commands"][0]["Status"] == expected
+    assert [e["resources"] for e in _events(emu, COMMAND_EVENT) if e["detail"]["command-id"] == c4] == [[]]
+
+
+def test_list_commands_instance_document_and_time_together(emu, ec2, ssm):
+    a, b = _fleet(emu, ec2, 2)
+    old = ssm.send_command(DocumentName=PATCH, InstanceIds=[a], Parameters={"Operation": ["Scan"]},
+                           Comment="before")["Command"]
+    emu.post("/_fleetops/clock/advance", {"seconds": 120})
+    cutoff = emu.get("/_fleetops/clock")["now"]
+    emu.post("/_fleetops/clock/advance", {"seconds": 1})
+    mine = ssm.send_command(DocumentName=PATCH, InstanceIds=[a, b], Parameters={"Operation": ["Install"]},
+                            Comment="launch i-a")["Command"]
+    shell = ssm.send_command(DocumentName="AWS-RunShellScript", InstanceIds=[a], Parameters={"commands": ["uptime"]})["Command"]
+    by_tag = ssm.send_command(DocumentName=PATCH, Targets=[{"Key": "InstanceIds", "Values": [b]}],
+                              Parameters={"Operation": ["Install"]})["Command"]
+    filters = [{"key": "DocumentName", "value": PATCH}, {"key": "InvokedAfter", "value": cutoff}]
+    got = ssm.list_commands(InstanceId=a, Filters=filters)["Commands"]
+    assert [c["CommandId"] for c in got] == [mine["CommandId"]]
+    c = got[0]
+    assert c["Comment"] == "launch i-a" and c["InstanceIds"] == [a, b] and c["Targets"] == []
+    assert c["Parameters"] == {"Operation": ["Install"]} and c["Status"] == "Success"
+    assert c["RequestedDateTime"].timestamp() > old["RequestedDateTime"].timestamp()
+    # b: the instance-id command and the Targets one (which lists Targets, no InstanceIds).
+    got_b = ssm.list_commands(InstanceId=b, Filters=filters)["Commands"]
+    assert [x["CommandId"] for x in got_b] == [by_tag["CommandId"], mine["CommandId"]]
+    assert got_b[0]["Targets"] == [{"Key": "InstanceIds", "Values": [b]}] and got_b[0]["InstanceIds"] == []
+    # Before the cutoff only the old one; another document only the shell one.
+    before = ssm.list_commands(InstanceId=a, Filters=[{"key": "InvokedBefore", "value": cutoff}])["Commands"]
+    assert [x["CommandId"] for x in before] == [old["CommandId"]]
+    other = ssm.list_commands(InstanceId=a, Filters=[{"key": "DocumentName", "value": "AWS-RunShellScript"}])
+    assert [x["CommandId"] for x in other["Commands"]] == [shell["CommandId"]]
+    # Limits of the API reference: MaxResults 1..50, at most 5 filters, the InstanceId pattern.
+    raw = emu.client("ssm", validate=False)  # the SDK checks the range (and the list's length) itself
+    for bad in ({"MaxResults": 0}, {"MaxResults": 51}, {"Filters": filters * 3}, {"InstanceId": "web-1"}):
+        with pytest.raises(ClientError) as err:
+            raw.list_commands(**bad)
+        assert err.value.response["Error"]["Code"] == "ValidationException", bad
+    assert len(ssm.list_commands(MaxResults=50)["Commands"]) == 4

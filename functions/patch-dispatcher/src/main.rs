@@ -23,6 +23,7 @@ async fn run() -> Result<(), lambda_runtime::Error> {
             ssm: aws_sdk_ssm::Client::new(&sdk_config),
             autoscaling: aws_sdk_autoscaling::Client::new(&sdk_config),
             ec2: aws_sdk_ec2::Client::new(&sdk_config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config),
         },
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(event, &deps))).await
@@ -38,7 +39,9 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<Summary, Diagn
         .await
         .map_err(|error| {
             let kind = match &error {
-                PatchError::StateCorrupt { .. } => "InvalidState",
+                PatchError::StateCorrupt { .. } | PatchError::StateMalformed { .. } => {
+                    "InvalidState"
+                }
                 PatchError::NoSuchInstance { .. } => "InvalidEvent",
                 _ => "Retryable",
             };

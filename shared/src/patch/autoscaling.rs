@@ -1,6 +1,6 @@
 //! Auto Scaling and EC2 calls of the dispatcher.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_autoscaling::error::ProvideErrorMetadata;
 use aws_sdk_autoscaling::Client;
@@ -103,6 +103,84 @@ pub async fn waiting_instances(asg: &Client) -> Result<Vec<Waiting>, PatchError>
         }
     }
     Ok(out)
+}
+
+/// The tag keys of every Auto Scaling group (all pages), or of the groups
+/// named (`DescribeAutoScalingGroups` takes up to 100 names a call).
+pub async fn group_tag_keys(
+    asg: &Client,
+    names: Option<&[String]>,
+) -> Result<BTreeMap<String, BTreeSet<String>>, PatchError> {
+    let mut out = BTreeMap::new();
+    let chunks: Vec<Option<Vec<String>>> = match names {
+        None => vec![None],
+        Some(names) => names.chunks(100).map(|c| Some(c.to_vec())).collect(),
+    };
+    for chunk in chunks {
+        let mut pages = asg
+            .describe_auto_scaling_groups()
+            .set_auto_scaling_group_names(chunk.clone())
+            .max_records(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|source| PatchError::Group {
+                group: chunk
+                    .as_ref()
+                    .map(|c| c.join(","))
+                    .unwrap_or_else(|| "(all)".into()),
+                source,
+            })?;
+            for group in page.auto_scaling_groups() {
+                let Some(name) = group.auto_scaling_group_name() else {
+                    continue;
+                };
+                out.insert(
+                    name.to_string(),
+                    group
+                        .tags()
+                        .iter()
+                        .filter_map(|t| t.key().map(str::to_string))
+                        .collect(),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Instances of `group`'s warm pool waiting on a lifecycle hook
+/// (`Warmed:Pending:Wait`). AWS lists warm-pool instances through
+/// `DescribeWarmPool` ("the instances that are currently in the warm pool").
+pub async fn warm_pool_waiting(asg: &Client, group: &str) -> Result<Vec<Waiting>, PatchError> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = asg
+            .describe_warm_pool()
+            .auto_scaling_group_name(group)
+            .max_records(50)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|source| PatchError::WarmPool {
+                group: group.to_string(),
+                source,
+            })?;
+        for i in page.instances() {
+            if i.lifecycle_state().map(|s| s.as_str()) == Some("Warmed:Pending:Wait") {
+                out.push(Waiting {
+                    instance_id: i.instance_id().unwrap_or_default().to_string(),
+                    group: group.to_string(),
+                    warm_pool: true,
+                });
+            }
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(out),
+        }
+    }
 }
 
 /// The groups among `groups` that have the launch hook `hook`.

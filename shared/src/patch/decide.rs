@@ -2,9 +2,8 @@
 //! what to do with a launch, and whether a patch run really succeeded.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
-use super::events::{CommandStatusDetail, LaunchDetail};
+use super::events::LaunchDetail;
 use super::settings::LifecycleResult;
 
 /// SSM's pattern for `MaxConcurrency`: `^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$`.
@@ -175,38 +174,6 @@ pub fn is_final(status: &str) -> bool {
     )
 }
 
-/// The idempotency record of one launch, JSON in `<prefix>launch/<instance-id>`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LaunchRecord {
-    pub instance_id: String,
-    pub group: String,
-    pub hook: String,
-    pub token: Option<String>,
-    /// Launched into the warm pool rather than into service.
-    #[serde(default)]
-    pub warm_pool: bool,
-    pub patch_group: Option<String>,
-    /// When fleetops first saw the launch (start of the registration budget).
-    #[serde(with = "rfc3339")]
-    pub first_seen: Timestamp,
-    /// Until when the invocation that holds the record may still send the command;
-    /// after it, the sweep may take over.
-    #[serde(with = "rfc3339")]
-    pub owner_deadline: Timestamp,
-    pub command_id: Option<String>,
-    #[serde(with = "rfc3339::option")]
-    pub sent_at: Option<Timestamp>,
-    pub completion: Option<Completion>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Completion {
-    pub result: LifecycleResult,
-    pub reason: String,
-    #[serde(with = "rfc3339")]
-    pub at: Timestamp,
-}
-
 /// Timestamps as RFC 3339 strings in the records.
 pub(crate) mod rfc3339 {
     use jiff::Timestamp;
@@ -239,11 +206,6 @@ pub(crate) mod rfc3339 {
             }
         }
     }
-}
-
-/// Whether a status event belongs to the command a record is waiting for.
-pub fn status_matches(record: &LaunchRecord, status: &CommandStatusDetail) -> bool {
-    record.command_id.as_deref() == Some(status.command_id.as_str())
 }
 
 #[cfg(test)]

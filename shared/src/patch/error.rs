@@ -2,15 +2,20 @@
 //! parameter involved and the SDK error it came from.
 
 use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionError;
+use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsError;
 use aws_sdk_autoscaling::operation::describe_auto_scaling_instances::DescribeAutoScalingInstancesError;
 use aws_sdk_autoscaling::operation::describe_lifecycle_hooks::DescribeLifecycleHooksError;
+use aws_sdk_autoscaling::operation::describe_warm_pool::DescribeWarmPoolError;
 use aws_sdk_autoscaling::operation::record_lifecycle_action_heartbeat::RecordLifecycleActionHeartbeatError;
+use aws_sdk_dynamodb::operation::get_item::GetItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
 use aws_sdk_ssm::error::SdkError;
 use aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationError;
 use aws_sdk_ssm::operation::describe_instance_patch_states::DescribeInstancePatchStatesError;
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationError;
-use aws_sdk_ssm::operation::put_parameter::PutParameterError;
+use aws_sdk_ssm::operation::list_commands::ListCommandsError;
 use aws_sdk_ssm::operation::send_command::SendCommandError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,24 +28,63 @@ pub enum PatchError {
     },
     #[error("instance {instance_id} does not exist in EC2")]
     NoSuchInstance { instance_id: String },
-    #[error("reading state parameter {name} failed")]
+    #[error("reading state record {key} failed")]
     StateRead {
-        name: String,
+        key: String,
         #[source]
-        source: crate::ssm::ParameterError,
+        source: SdkError<GetItemError>,
     },
-    #[error("writing state parameter {name} failed")]
-    StateWrite {
-        name: String,
+    #[error("creating state record {key} failed")]
+    StateCreate {
+        key: String,
         #[source]
-        source: SdkError<PutParameterError>,
+        source: SdkError<PutItemError>,
     },
-    #[error("state parameter {name} is not a fleetops record")]
+    #[error("updating state record {key} failed")]
+    StateUpdate {
+        key: String,
+        #[source]
+        source: SdkError<UpdateItemError>,
+    },
+    #[error("state record {key} is not a fleetops record")]
     StateCorrupt {
-        name: String,
+        key: String,
         #[source]
         source: serde_json::Error,
     },
+    #[error("state record {key} is malformed: {problem}")]
+    StateMalformed { key: String, problem: String },
+    #[error("state record {key} kept changing under this invocation")]
+    StateContended { key: String },
+    #[error("looking up fleetops' command with fence {fence} failed")]
+    ListCommands {
+        fence: String,
+        #[source]
+        source: SdkError<ListCommandsError>,
+    },
+    #[error("the status event of command {command_id} on {instance_id} arrived before its id was recorded; retry")]
+    StatusTooEarly {
+        command_id: String,
+        instance_id: String,
+    },
+    #[error("reading Auto Scaling group {group} failed")]
+    Group {
+        group: String,
+        #[source]
+        source: SdkError<DescribeAutoScalingGroupsError>,
+    },
+    #[error("reading the warm pool of group {group} failed")]
+    WarmPool {
+        group: String,
+        #[source]
+        source: SdkError<DescribeWarmPoolError>,
+    },
+    #[error("scheduled run {run} is held by another invocation until after this one's deadline: {reason}")]
+    RunInProgress { run: String, reason: String },
+    #[error(
+        "scheduled run {run} is not finished (a retry resumes it without resending): {failed}"
+    )]
+    RunIncomplete { run: String, failed: String },
     #[error("checking the SSM agent of {instance_id} failed")]
     Agent {
         instance_id: String,
@@ -98,6 +142,20 @@ pub enum PatchError {
 }
 
 impl PatchError {
+    /// A failure no retry can mend (the target itself is wrong), as opposed to
+    /// throttling, service errors or lost state writes.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            PatchError::SendCommand { source, .. } => source.as_service_error().is_some_and(|e| {
+                e.is_invalid_instance_id()
+                    || e.is_invalid_document()
+                    || e.is_invalid_parameters()
+                    || e.is_unsupported_platform_type()
+            }),
+            _ => false,
+        }
+    }
+
     /// The instance the error is about, if any.
     pub fn instance_id(&self) -> Option<&str> {
         match self {
@@ -107,7 +165,8 @@ impl PatchError {
             | PatchError::Invocation { instance_id, .. }
             | PatchError::PatchState { instance_id, .. }
             | PatchError::Complete { instance_id, .. }
-            | PatchError::Heartbeat { instance_id, .. } => Some(instance_id),
+            | PatchError::Heartbeat { instance_id, .. }
+            | PatchError::StatusTooEarly { instance_id, .. } => Some(instance_id),
             _ => None,
         }
     }

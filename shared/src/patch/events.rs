@@ -8,6 +8,8 @@ pub use crate::input::EventError;
 
 pub const LAUNCH_DETAIL_TYPE: &str = "EC2 Instance-launch Lifecycle Action";
 pub const COMMAND_STATUS_DETAIL_TYPE: &str = "EC2 Command Invocation Status-change Notification";
+/// The command-level event: one per command, however many instances it ran on.
+pub const COMMAND_FINISHED_DETAIL_TYPE: &str = "EC2 Command Status-change Notification";
 pub const LAUNCHING: &str = "autoscaling:EC2_INSTANCE_LAUNCHING";
 pub const PATCH_DOCUMENT: &str = "AWS-RunPatchBaseline";
 
@@ -53,6 +55,18 @@ pub struct CommandStatusDetail {
     pub status_details: Option<String>,
 }
 
+/// `detail` of `aws.ssm` / `EC2 Command Status-change Notification` (the
+/// command as a whole; `parameters` and `expire-after` are not needed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CommandFinishedDetail {
+    pub command_id: String,
+    pub document_name: String,
+    pub status: String,
+    #[serde(default)]
+    pub requested_date_time: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Operation {
     Scan,
@@ -91,12 +105,30 @@ pub struct ScheduledPatch {
     pub max_concurrency: String,
     pub max_errors: String,
     pub reboot: RebootOption,
+    /// What identifies the run with the group and operation: the scheduled
+    /// event's `time` (passed in by the rule's input transformer), or the UTC
+    /// day of the delivery when the input has none.
+    pub time: Option<jiff::Timestamp>,
 }
+
+/// The keys a schedule's input may have; any other is refused by name.
+const SCHEDULED_KEYS: &[&str] = &[
+    "patch_group",
+    "operation",
+    "max_concurrency",
+    "max_errors",
+    "reboot",
+    "time",
+    "wake_stopped",
+    "window_minutes",
+    "dry_run",
+];
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Trigger {
     Launch(LaunchDetail),
     CommandStatus(CommandStatusDetail),
+    CommandFinished(CommandFinishedDetail),
     Scheduled(ScheduledPatch),
     Sweep,
 }
@@ -148,10 +180,14 @@ pub fn parse_event(event: &Value) -> Result<PatchRequest, EventError> {
                 require_source(object, "aws.ssm")?;
                 Trigger::CommandStatus(typed_detail(object, COMMAND_STATUS_FIELDS)?)
             }
+            COMMAND_FINISHED_DETAIL_TYPE => {
+                require_source(object, "aws.ssm")?;
+                Trigger::CommandFinished(typed_detail(object, COMMAND_FINISHED_FIELDS)?)
+            }
             other => {
                 return Err(err(
                     "detail-type",
-                    format!("\"{other}\" is not \"{LAUNCH_DETAIL_TYPE}\" or \"{COMMAND_STATUS_DETAIL_TYPE}\""),
+                    format!("\"{other}\" is not \"{LAUNCH_DETAIL_TYPE}\", \"{COMMAND_STATUS_DETAIL_TYPE}\" or \"{COMMAND_FINISHED_DETAIL_TYPE}\""),
                 ))
             }
         }
@@ -211,6 +247,14 @@ const COMMAND_STATUS_FIELDS: &[DetailField] = &[
     ("status-details", "detail.status-details", false),
 ];
 
+const COMMAND_FINISHED_FIELDS: &[DetailField] = &[
+    ("command-id", "detail.command-id", true),
+    ("document-name", "detail.document-name", true),
+    ("status", "detail.status", true),
+    ("requested-date-time", "detail.requested-date-time", false),
+    ("expire-after", "detail.expire-after", false),
+];
+
 /// Checks every field of `detail` by name (so an error says which one), then
 /// reads it into its type.
 fn typed_detail<T: serde::de::DeserializeOwned>(
@@ -252,6 +296,55 @@ fn string_field<'a>(
 }
 
 fn parse_scheduled(object: &serde_json::Map<String, Value>) -> Result<ScheduledPatch, EventError> {
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !SCHEDULED_KEYS.contains(&k.as_str()))
+    {
+        return Err(EventError {
+            field: "(input)",
+            problem: format!(
+                "unknown key \"{unknown}\"; expected one of {}",
+                SCHEDULED_KEYS.join(", ")
+            ),
+        });
+    }
+    // Waking stopped instances for the window is not built yet: refuse it
+    // rather than patch only what happens to be running.
+    match object.get("wake_stopped") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => {
+            return Err(err(
+                "wake_stopped",
+                "true is not supported by this version of fleetops (only running instances are patched)",
+            ))
+        }
+        Some(other) => return Err(err("wake_stopped", format!("expected true or false, found {other}"))),
+    }
+    match object.get("window_minutes") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|m| (1..=1440).contains(&m)) => {}
+        Some(other) => {
+            return Err(err(
+                "window_minutes",
+                format!("expected a number of minutes from 1 to 1440, found {other}"),
+            ))
+        }
+    }
+    let time = match object.get("time") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.trim().parse::<jiff::Timestamp>().map_err(|e| {
+            err(
+                "time",
+                format!("\"{text}\" is not an RFC 3339 instant: {e}"),
+            )
+        })?),
+        Some(other) => {
+            return Err(err(
+                "time",
+                format!("expected an RFC 3339 string, found {other}"),
+            ))
+        }
+    };
     let patch_group = string_field(object, "patch_group", None)?.to_string();
     if patch_group.len() > 256 {
         return Err(err("patch_group", "longer than 256 characters"));
@@ -284,6 +377,7 @@ fn parse_scheduled(object: &serde_json::Map<String, Value>) -> Result<ScheduledP
         max_concurrency,
         max_errors,
         reboot,
+        time,
     })
 }
 
@@ -321,6 +415,7 @@ mod tests {
             "warm" => include_str!("../../../events/patch-dispatcher-warm-pool-launch.json"),
             "status" => include_str!("../../../events/patch-dispatcher-command-status.json"),
             "scheduled" => include_str!("../../../events/patch-dispatcher-scheduled-install.json"),
+            "finished" => include_str!("../../../events/patch-dispatcher-command-finished.json"),
             _ => include_str!("../../../events/patch-dispatcher-sweep.json"),
         };
         serde_json::from_str(text).expect("sample is JSON")
@@ -365,6 +460,43 @@ mod tests {
             parse_event(&sample("sweep")).expect("sweep").trigger,
             Trigger::Sweep
         );
+    }
+
+    #[test]
+    fn the_command_level_event_and_the_run_time_parse() {
+        let Trigger::CommandFinished(done) =
+            parse_event(&sample("finished")).expect("finished").trigger
+        else {
+            panic!("not a command-level event")
+        };
+        assert_eq!(
+            (done.document_name.as_str(), done.status.as_str()),
+            (PATCH_DOCUMENT, "Success")
+        );
+        let Trigger::Scheduled(s) = parse_event(&sample("scheduled"))
+            .expect("scheduled")
+            .trigger
+        else {
+            panic!("not scheduled")
+        };
+        assert_eq!(s.time, Some("2026-11-29T02:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_schedule_input_with_an_unknown_or_unsupported_key_is_refused_by_name() {
+        let mut typo = sample("scheduled");
+        typo["wake_stoped"] = json!(true);
+        let e = parse_event(&typo).unwrap_err();
+        assert!(e.problem.contains("\"wake_stoped\""), "{e}");
+        let mut wake = sample("scheduled");
+        wake["wake_stopped"] = json!(true);
+        assert_eq!(parse_event(&wake).unwrap_err().field, "wake_stopped");
+        let mut time = sample("scheduled");
+        time["time"] = json!("2026-11-29 02:00");
+        assert_eq!(parse_event(&time).unwrap_err().field, "time");
+        let mut minutes = sample("scheduled");
+        minutes["window_minutes"] = json!(0);
+        assert_eq!(parse_event(&minutes).unwrap_err().field, "window_minutes");
     }
 
     #[test]

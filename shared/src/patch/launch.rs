@@ -1,20 +1,29 @@
-//! A scale-out: claim the launch, wait for the agent, send the patch command;
-//! then the command's final status, checked against the patch state.
+//! A scale-out: claim the launch, wait for the agent, record "sending", send
+//! the patch command, record its id; then the command's final status, checked
+//! against the patch state. Every step is decided by `state.rs` and written
+//! with a condition, so duplicates, retries and crashes never send twice.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use super::autoscaling;
-use super::decide::{
-    decide_launch, is_final, patch_group, status_matches, verdict, LaunchDecision, LaunchRecord,
-};
-use super::dispatch::{duration, Launch, Run, DEADLINE_MARGIN, HEARTBEAT_EVERY};
+use super::decide::{decide_launch, is_final, patch_group, verdict, LaunchDecision};
+use super::dispatch::{duration, Launch, Run, DEADLINE_MARGIN, HEARTBEAT_EVERY, MAX_ROUNDS};
 use super::error::PatchError;
-use super::events::{CommandStatusDetail, LaunchDetail, PATCH_DOCUMENT};
+use super::events::{CommandFinishedDetail, CommandStatusDetail, LaunchDetail, PATCH_DOCUMENT};
 use super::settings::LifecycleResult;
 use super::ssm::{self, Sent};
+use super::state::{
+    command_comment, launch_step, new_fence, resolve_sending, status_step, LaunchPhase,
+    LaunchRecord, LaunchStep, LaunchTrigger, Resolution, StatusStep, LOOKUP_SLACK,
+};
+use super::store::{launch_key, Item, Stored};
 use super::summary::{CommandSent, Summary};
+
+/// The comment of a launch command after its fence: how `command_finished`
+/// tells fleetops' launch commands from every other patch command.
+const LAUNCH_COMMENT: &str = "launch";
 
 impl Run<'_> {
     pub(super) async fn launch(
@@ -35,122 +44,293 @@ impl Run<'_> {
                 Ok(())
             }
             LaunchDecision::Complete(result, reason) => {
-                self.complete(&launch, None, result, reason, summary).await
+                self.complete(&launch, result, reason, summary).await
             }
-            // The event's moment is "now": the registration budget starts here.
-            LaunchDecision::Patch => self.patch_launch(&launch, summary, self.deadline).await,
+            LaunchDecision::Patch => {
+                // Before anything else: a group that did not opt in is never
+                // patched (IAM would refuse its completion after the patch).
+                if !self.opted_in(&detail.group).await? {
+                    summary.skip(
+                        Some(&detail.instance_id),
+                        None,
+                        self.not_opted_in_reason(&detail.group),
+                    );
+                    return Ok(());
+                }
+                // The event's moment is "now": the registration budget starts here.
+                self.patch_launch(&launch, LaunchTrigger::Event, summary, self.deadline)
+                    .await
+            }
         }
     }
 
-    /// Patches a waiting instance: finds its group, claims its record, waits
-    /// for its agent until `wait_until` (or the registration budget), sends.
+    /// Works a waiting instance one step further, as `launch_step` decides,
+    /// waiting for its agent until `wait_until` if it must be sent now.
     pub(super) async fn patch_launch(
         &self,
         launch: &Launch<'_>,
+        trigger: LaunchTrigger,
         summary: &mut Summary,
         wait_until: Timestamp,
     ) -> Result<(), PatchError> {
         let id = launch.instance_id;
-        let name = self.record_name(id);
-        let existing: Option<LaunchRecord> = ssm::read_record(&self.clients.ssm, &name).await?;
-        let now = Timestamp::now();
-        let fresh = existing.is_none();
-        let mut record = match existing {
-            Some(record) => {
-                if let Some(done) = &record.completion {
-                    summary.skip(
-                        Some(id),
-                        record.command_id.as_deref(),
-                        format!("duplicate: already completed {}", done.result.as_str()),
-                    );
+        let key = launch_key(id);
+        for _ in 0..MAX_ROUNDS {
+            let stored: Option<Stored<LaunchRecord>> = self.store.get(&key).await?;
+            let now = Timestamp::now();
+            let step = launch_step(stored.as_ref().map(|s| &s.record), trigger, now);
+            tracing::info!(instance_id = id, action = "launch_step", step = ?step, "launch step");
+            let owned = match (step, stored) {
+                (LaunchStep::Skip(reason), stored) => {
+                    let command = stored
+                        .as_ref()
+                        .and_then(|s| s.record.phase.command_id().map(str::to_string));
+                    summary.skip(Some(id), command.as_deref(), reason);
+                    if matches!(trigger, LaunchTrigger::Sweep { .. }) {
+                        self.heartbeat(launch, summary).await?;
+                    }
                     return Ok(());
                 }
-                if let Some(command) = &record.command_id {
-                    summary.skip(
-                        Some(id),
-                        Some(command),
-                        "duplicate: patch command already sent",
-                    );
-                    return Ok(());
+                (LaunchStep::Complete { result, reason }, _) => {
+                    return self.complete(launch, result, reason, summary).await
                 }
-                if record.owner_deadline > now {
-                    summary.skip(
-                        Some(id),
-                        None,
-                        "duplicate: another invocation is waiting for its agent",
-                    );
-                    return Ok(());
+                (LaunchStep::Check { command_id }, Some(stored)) => {
+                    return self.check_sent(launch, stored, &command_id, summary).await
                 }
-                record
-            }
-            None => {
-                let tags = autoscaling::instance_tags(&self.clients.ec2, id)
-                    .await?
-                    .ok_or_else(|| PatchError::NoSuchInstance {
+                (LaunchStep::Claim, _) => {
+                    let tags = autoscaling::instance_tags(&self.clients.ec2, id)
+                        .await?
+                        .ok_or_else(|| PatchError::NoSuchInstance {
+                            instance_id: id.to_string(),
+                        })?;
+                    let Some(group) =
+                        patch_group(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    else {
+                        return self
+                            .complete(
+                                launch,
+                                LifecycleResult::Continue,
+                                "no patch group tag".into(),
+                                summary,
+                            )
+                            .await;
+                    };
+                    let record = LaunchRecord {
                         instance_id: id.to_string(),
-                    })?;
-                let Some(group) = patch_group(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                else {
-                    return self
-                        .complete(
-                            launch,
-                            None,
-                            LifecycleResult::Continue,
-                            "no patch group tag".into(),
-                            summary,
-                        )
-                        .await;
-                };
-                LaunchRecord {
-                    instance_id: id.to_string(),
-                    group: launch.group.to_string(),
-                    hook: launch.hook.to_string(),
-                    token: launch.token.map(str::to_string),
-                    warm_pool: launch.warm_pool,
-                    patch_group: Some(group),
-                    first_seen: now,
-                    owner_deadline: self.deadline,
-                    command_id: None,
-                    sent_at: None,
-                    completion: None,
+                        group: launch.group.to_string(),
+                        hook: launch.hook.to_string(),
+                        token: launch.token.map(str::to_string),
+                        warm_pool: launch.warm_pool,
+                        patch_group: group,
+                        first_seen: now,
+                        phase: LaunchPhase::Claimed {
+                            owner_deadline: self.deadline,
+                        },
+                    };
+                    if self.dry_run {
+                        summary.commands.push(launch_command(None, &record));
+                        return Ok(());
+                    }
+                    self.write_launch(&key, &record, None)
+                        .await?
+                        .map(|version| Stored { version, record })
                 }
+                (LaunchStep::TakeOver, Some(mut stored)) => {
+                    if self.dry_run {
+                        summary.commands.push(launch_command(None, &stored.record));
+                        return Ok(());
+                    }
+                    stored.record.phase = LaunchPhase::Claimed {
+                        owner_deadline: self.deadline,
+                    };
+                    self.write_launch(&key, &stored.record, Some(stored.version))
+                        .await?
+                        .map(|version| Stored { version, ..stored })
+                }
+                (LaunchStep::LookUp { fence, since }, Some(mut stored)) => {
+                    let LaunchPhase::Sending { owner_deadline, .. } = stored.record.phase else {
+                        continue;
+                    };
+                    let found = ssm::find_command(
+                        &self.clients.ssm,
+                        Some(id),
+                        &fence,
+                        since - LOOKUP_SLACK,
+                    )
+                    .await?;
+                    match resolve_sending(found.as_deref(), owner_deadline, now) {
+                        Resolution::Skip(reason) => {
+                            summary.skip(Some(id), None, reason);
+                            return Ok(());
+                        }
+                        Resolution::Adopt(command_id) => {
+                            if self.dry_run {
+                                summary.skip(
+                                    Some(id),
+                                    Some(&command_id),
+                                    "would adopt the command sent before a crash",
+                                );
+                                return Ok(());
+                            }
+                            stored.record.phase = LaunchPhase::Sent {
+                                command_id: command_id.clone(),
+                                sent_at: since,
+                            };
+                            if self
+                                .write_launch(&key, &stored.record, Some(stored.version))
+                                .await?
+                                .is_some()
+                            {
+                                tracing::info!(instance_id = id, action = "adopt_command", result = "adopted", command_id = %command_id, "adopted the command of a crashed invocation");
+                                summary.skip(Some(id), Some(&command_id), "adopted: the patch command was sent before a crash; not sent again");
+                                return Ok(());
+                            }
+                            None
+                        }
+                        Resolution::TakeOver => {
+                            if self.dry_run {
+                                summary.commands.push(launch_command(None, &stored.record));
+                                return Ok(());
+                            }
+                            stored.record.phase = LaunchPhase::Claimed {
+                                owner_deadline: self.deadline,
+                            };
+                            self.write_launch(&key, &stored.record, Some(stored.version))
+                                .await?
+                                .map(|version| Stored { version, ..stored })
+                        }
+                    }
+                }
+                // A step that needs a record always comes with one.
+                (_, None) => None,
+            };
+            if let Some(owned) = owned {
+                return self
+                    .wait_and_send(launch, &key, owned, summary, wait_until)
+                    .await;
             }
+            // Another invocation changed the record first: read it again.
+        }
+        Err(PatchError::StateContended { key })
+    }
+
+    async fn write_launch(
+        &self,
+        key: &str,
+        record: &LaunchRecord,
+        version: Option<u64>,
+    ) -> Result<Option<u64>, PatchError> {
+        let item = Item {
+            key,
+            kind: "launch",
+            state: record.phase.name(),
+            record,
+            expires_at: record.expires_at(Timestamp::now()),
         };
-        if self.dry_run {
-            summary.commands.push(launch_command(None, &record));
-            return Ok(());
-        }
-        // Claim the record (a new one only if nobody else created it meanwhile).
-        record.owner_deadline = self.deadline;
-        if !ssm::write_record(&self.clients.ssm, &name, &record, fresh).await? {
-            summary.skip(
-                Some(id),
-                None,
-                "duplicate: another invocation claimed this launch",
-            );
-            return Ok(());
-        }
-        let budget_end = record.first_seen + duration(self.settings.agent_registration_timeout);
+        self.store.write(&item, version).await
+    }
+
+    /// This invocation holds the claim: wait for the agent, then send.
+    async fn wait_and_send(
+        &self,
+        launch: &Launch<'_>,
+        key: &str,
+        mut owned: Stored<LaunchRecord>,
+        summary: &mut Summary,
+        wait_until: Timestamp,
+    ) -> Result<(), PatchError> {
+        let id = launch.instance_id;
+        let budget_end =
+            owned.record.first_seen + duration(self.settings.agent_registration_timeout);
         let wait_end = wait_until.min(self.deadline - DEADLINE_MARGIN);
         let mut last_beat = Timestamp::now();
         loop {
             if ssm::agent_online(&self.clients.ssm, id).await? {
-                let comment = format!("fleetops launch {}/{}", launch.group, launch.hook);
-                // A lower bound of the command's requested time: the Install it
-                // runs must end after it.
-                let sending_at = Timestamp::now();
-                match ssm::send_launch_command(&self.clients.ssm, id, &comment).await? {
+                let since = Timestamp::now();
+                let fence = new_fence(key, since);
+                owned.record.phase = LaunchPhase::Sending {
+                    fence: fence.clone(),
+                    since,
+                    owner_deadline: self.deadline,
+                };
+                let Some(version) = self
+                    .write_launch(key, &owned.record, Some(owned.version))
+                    .await?
+                else {
+                    summary.skip(
+                        Some(id),
+                        None,
+                        "duplicate: another invocation took this launch over",
+                    );
+                    return Ok(());
+                };
+                owned.version = version;
+                let comment = command_comment(
+                    &fence,
+                    &format!("{LAUNCH_COMMENT} {}/{}", launch.group, launch.hook),
+                );
+                let sent = match ssm::send_launch_command(&self.clients.ssm, id, &comment).await {
+                    Ok(sent) => sent,
+                    Err(error) => {
+                        // The call may or may not have reached SSM: stay
+                        // "sending" (a retry looks the command up first), but
+                        // give the claim up so the retry need not wait.
+                        owned.record.phase = LaunchPhase::Sending {
+                            fence,
+                            since,
+                            owner_deadline: Timestamp::now(),
+                        };
+                        let _ = self
+                            .write_launch(key, &owned.record, Some(owned.version))
+                            .await;
+                        return Err(error);
+                    }
+                };
+                match sent {
                     Sent::Command(command_id) => {
-                        record.command_id = Some(command_id.clone());
-                        record.sent_at = Some(sending_at);
-                        ssm::write_record(&self.clients.ssm, &name, &record, false).await?;
-                        tracing::info!(instance_id = id, action = "send_command", result = "sent", command_id = %command_id, patch_group = record.patch_group.as_deref(), "patch command sent");
+                        owned.record.phase = LaunchPhase::Sent {
+                            command_id: command_id.clone(),
+                            sent_at: since,
+                        };
+                        tracing::info!(instance_id = id, action = "send_command", result = "sent", command_id = %command_id, patch_group = %owned.record.patch_group, "patch command sent");
                         summary
                             .commands
-                            .push(launch_command(Some(command_id), &record));
+                            .push(launch_command(Some(command_id.clone()), &owned.record));
+                        if self
+                            .write_launch(key, &owned.record, Some(owned.version))
+                            .await?
+                            .is_none()
+                        {
+                            // Only an adoption of this very command can come
+                            // between: anything else is worth a retry.
+                            let now: Option<Stored<LaunchRecord>> = self.store.get(key).await?;
+                            if now.as_ref().and_then(|s| s.record.phase.command_id())
+                                != Some(command_id.as_str())
+                            {
+                                return Err(PatchError::StateContended {
+                                    key: key.to_string(),
+                                });
+                            }
+                        }
                         return Ok(());
                     }
-                    Sent::NotRegistered => {}
+                    Sent::NotRegistered => {
+                        owned.record.phase = LaunchPhase::Claimed {
+                            owner_deadline: self.deadline,
+                        };
+                        let Some(version) = self
+                            .write_launch(key, &owned.record, Some(owned.version))
+                            .await?
+                        else {
+                            summary.skip(
+                                Some(id),
+                                None,
+                                "duplicate: another invocation took this launch over",
+                            );
+                            return Ok(());
+                        };
+                        owned.version = version;
+                    }
                 }
             }
             let now = Timestamp::now();
@@ -161,13 +341,7 @@ impl Run<'_> {
                 );
                 let result = self.settings.on_failure.result();
                 return self
-                    .complete(
-                        launch,
-                        Some((name.as_str(), &mut record)),
-                        result,
-                        reason,
-                        summary,
-                    )
+                    .record_and_complete(launch, key, owned, None, result, reason, summary)
                     .await;
             }
             if now >= wait_end {
@@ -188,6 +362,41 @@ impl Run<'_> {
                 .min(budget_end.min(wait_end).duration_since(now));
             tokio::time::sleep(Duration::try_from(pause).unwrap_or(Duration::ZERO)).await;
         }
+    }
+
+    /// Records the completion (only one invocation wins), then completes.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_and_complete(
+        &self,
+        launch: &Launch<'_>,
+        key: &str,
+        mut stored: Stored<LaunchRecord>,
+        command_id: Option<String>,
+        result: LifecycleResult,
+        reason: String,
+        summary: &mut Summary,
+    ) -> Result<(), PatchError> {
+        if !self.dry_run {
+            stored.record.phase = LaunchPhase::Completed {
+                command_id: command_id.clone(),
+                result,
+                reason: reason.clone(),
+                at: Timestamp::now(),
+            };
+            if self
+                .write_launch(key, &stored.record, Some(stored.version))
+                .await?
+                .is_none()
+            {
+                summary.skip(
+                    Some(launch.instance_id),
+                    command_id.as_deref(),
+                    "duplicate: another invocation is completing this launch",
+                );
+                return Ok(());
+            }
+        }
+        self.complete(launch, result, reason, summary).await
     }
 
     pub(super) async fn command_status(
@@ -212,48 +421,173 @@ impl Run<'_> {
             );
             return Ok(());
         }
-        let name = self.record_name(id);
-        let Some(mut record) = ssm::read_record::<LaunchRecord>(&self.clients.ssm, &name).await?
-        else {
+        let key = launch_key(id);
+        for _ in 0..MAX_ROUNDS {
+            let stored: Option<Stored<LaunchRecord>> = self.store.get(&key).await?;
+            match status_step(stored.as_ref().map(|s| &s.record), command) {
+                StatusStep::Ignore(reason) => {
+                    summary.skip(Some(id), Some(command), reason);
+                    return Ok(());
+                }
+                StatusStep::Finish => {
+                    let Some(stored) = stored else { continue };
+                    return self.finish(stored, &detail.status, summary).await;
+                }
+                StatusStep::LookUp { fence, since } => {
+                    let Some(mut stored) = stored else { continue };
+                    let found = ssm::find_command(
+                        &self.clients.ssm,
+                        Some(id),
+                        &fence,
+                        since - LOOKUP_SLACK,
+                    )
+                    .await?;
+                    if found.as_deref() != Some(command) || self.dry_run {
+                        return Err(PatchError::StatusTooEarly {
+                            command_id: command.to_string(),
+                            instance_id: id.to_string(),
+                        });
+                    }
+                    stored.record.phase = LaunchPhase::Sent {
+                        command_id: command.to_string(),
+                        sent_at: since,
+                    };
+                    if let Some(version) = self
+                        .write_launch(&key, &stored.record, Some(stored.version))
+                        .await?
+                    {
+                        stored.version = version;
+                        return self.finish(stored, &detail.status, summary).await;
+                    }
+                }
+            }
+        }
+        Err(PatchError::StateContended { key })
+    }
+
+    /// The command-level event: one per command. Only fleetops' launch
+    /// commands (told by their comment, one `ListCommands`) go on to the
+    /// launch-completion path; every other patch command costs no state read.
+    pub(super) async fn command_finished(
+        &self,
+        detail: &CommandFinishedDetail,
+        summary: &mut Summary,
+    ) -> Result<(), PatchError> {
+        let command = detail.command_id.as_str();
+        if detail.document_name != PATCH_DOCUMENT || !is_final(&detail.status) {
             summary.skip(
-                Some(id),
+                None,
                 Some(command),
-                "not a launch command fleetops is waiting for",
+                format!(
+                    "{} {} is not a final {PATCH_DOCUMENT} status",
+                    detail.document_name, detail.status
+                ),
             );
+            return Ok(());
+        }
+        let Some((comment, instance_ids)) =
+            ssm::command_comment(&self.clients.ssm, command).await?
+        else {
+            summary.skip(None, Some(command), "SSM does not know this command");
             return Ok(());
         };
-        if !status_matches(&record, detail) {
+        let is_launch = comment.starts_with("fleetops ")
+            && comment.split_whitespace().nth(2) == Some(LAUNCH_COMMENT);
+        let [instance_id] = instance_ids.as_slice() else {
+            summary.skip(None, Some(command), "not a fleetops launch command");
+            return Ok(());
+        };
+        if !is_launch {
             summary.skip(
-                Some(id),
+                Some(instance_id),
                 Some(command),
-                "not the launch command of this instance",
+                "not a fleetops launch command",
             );
             return Ok(());
         }
-        if let Some(done) = &record.completion {
-            summary.skip(
-                Some(id),
-                Some(command),
-                format!("duplicate: already completed {}", done.result.as_str()),
-            );
-            return Ok(());
+        let per_instance = CommandStatusDetail {
+            command_id: command.to_string(),
+            document_name: detail.document_name.clone(),
+            instance_id: instance_id.clone(),
+            requested_date_time: detail.requested_date_time.clone(),
+            status: detail.status.clone(),
+            status_details: None,
+        };
+        self.command_status(&per_instance, summary).await
+    }
+
+    /// The sweep found a sent command: finish it if it ended, give up on it
+    /// if SSM never knew it, or keep the action alive while it runs.
+    async fn check_sent(
+        &self,
+        launch: &Launch<'_>,
+        stored: Stored<LaunchRecord>,
+        command_id: &str,
+        summary: &mut Summary,
+    ) -> Result<(), PatchError> {
+        let id = launch.instance_id;
+        let sent_at = match stored.record.phase {
+            LaunchPhase::Sent { sent_at, .. } => sent_at,
+            _ => stored.record.first_seen,
+        };
+        match ssm::invocation_status(&self.clients.ssm, command_id, id).await? {
+            Some(status) if is_final(&status) => {
+                if self.dry_run {
+                    summary.skip(
+                        Some(id),
+                        Some(command_id),
+                        format!("would finish: command ended {status}"),
+                    );
+                    return Ok(());
+                }
+                self.finish(stored, &status, summary).await
+            }
+            None if Timestamp::now().duration_since(sent_at)
+                >= duration(self.settings.agent_registration_timeout) =>
+            {
+                let key = launch_key(id);
+                let reason = "patch invocation never appeared in SSM".to_string();
+                let result = self.settings.on_failure.result();
+                let token = stored.record.token.clone();
+                let launch = Launch {
+                    token: token.as_deref(),
+                    ..*launch
+                };
+                self.record_and_complete(
+                    &launch,
+                    &key,
+                    stored,
+                    Some(command_id.to_string()),
+                    result,
+                    reason,
+                    summary,
+                )
+                .await
+            }
+            _ => {
+                summary.skip(Some(id), Some(command_id), "still patching");
+                self.heartbeat(launch, summary).await
+            }
         }
-        self.finish(&name, &mut record, &detail.status, summary)
-            .await
     }
 
     /// Checks the result of a final command and completes the action.
-    pub(super) async fn finish(
+    async fn finish(
         &self,
-        name: &str,
-        record: &mut LaunchRecord,
+        stored: Stored<LaunchRecord>,
         status: &str,
         summary: &mut Summary,
     ) -> Result<(), PatchError> {
-        let id = record.instance_id.clone();
-        let sent_at = record.sent_at.unwrap_or(record.first_seen);
+        let record = stored.record.clone();
+        let (command_id, sent_at) = match &record.phase {
+            LaunchPhase::Sent {
+                command_id,
+                sent_at,
+            } => (Some(command_id.clone()), *sent_at),
+            _ => (None, record.first_seen),
+        };
         let state = if status == "Success" {
-            ssm::patch_state(&self.clients.ssm, &id).await?
+            ssm::patch_state(&self.clients.ssm, &record.instance_id).await?
         } else {
             None
         };
@@ -261,19 +595,15 @@ impl Run<'_> {
             Ok(reason) => (LifecycleResult::Continue, reason),
             Err(reason) => (self.settings.on_failure.result(), reason),
         };
-        let (group, hook, token) = (
-            record.group.clone(),
-            record.hook.clone(),
-            record.token.clone(),
-        );
         let launch = Launch {
-            instance_id: &id,
-            group: &group,
-            hook: &hook,
-            token: token.as_deref(),
+            instance_id: &record.instance_id,
+            group: &record.group,
+            hook: &record.hook,
+            token: record.token.as_deref(),
             warm_pool: record.warm_pool,
         };
-        self.complete(&launch, Some((name, record)), result, reason, summary)
+        let key = launch_key(&record.instance_id);
+        self.record_and_complete(&launch, &key, stored, command_id, result, reason, summary)
             .await
     }
 }
@@ -281,7 +611,7 @@ impl Run<'_> {
 fn launch_command(command_id: Option<String>, record: &LaunchRecord) -> CommandSent {
     CommandSent {
         command_id,
-        patch_group: record.patch_group.clone(),
+        patch_group: Some(record.patch_group.clone()),
         instance_ids: Some(vec![record.instance_id.clone()]),
         targets: None,
         operation: "Install",

@@ -10,19 +10,21 @@ mod launch;
 mod scheduled;
 mod settings;
 pub mod ssm;
+pub mod state;
+pub mod store;
 mod summary;
 mod sweep;
 
 pub use decide::{
     decide_launch, is_final, patch_group, snapshot_id, validate_max_concurrency,
-    validate_max_errors, verdict, Completion, LaunchDecision, LaunchRecord, PatchStateView,
+    validate_max_errors, verdict, LaunchDecision, PatchStateView,
 };
 pub use dispatch::{dispatch, Clients};
 pub use error::PatchError;
 pub use events::{
-    parse_event, CommandStatusDetail, EventError, LaunchDetail, Operation, PatchRequest,
-    RebootOption, ScheduledPatch, Trigger, COMMAND_STATUS_DETAIL_TYPE, LAUNCHING,
-    LAUNCH_DETAIL_TYPE, PATCH_DOCUMENT,
+    parse_event, CommandFinishedDetail, CommandStatusDetail, EventError, LaunchDetail, Operation,
+    PatchRequest, RebootOption, ScheduledPatch, Trigger, COMMAND_FINISHED_DETAIL_TYPE,
+    COMMAND_STATUS_DETAIL_TYPE, LAUNCHING, LAUNCH_DETAIL_TYPE, PATCH_DOCUMENT,
 };
 pub use settings::{LifecycleResult, OnFailure, PatchSettings};
 pub use summary::{CommandSent, Failure, LifecycleAction, Skipped, Summary};

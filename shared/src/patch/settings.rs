@@ -44,8 +44,12 @@ pub struct PatchSettings {
     pub on_failure: OnFailure,
     /// `LIFECYCLE_HOOK_NAME`, default `fleetops-patch-on-launch`.
     pub hook_name: String,
-    /// `STATE_PARAMETER_PREFIX`, default `/fleetops/patch-dispatcher/` (always ends in `/`).
-    pub state_prefix: String,
+    /// `STATE_TABLE` (required): the DynamoDB table of the dispatcher's records.
+    pub state_table: String,
+    /// `GROUP_OPT_IN_TAG`, default `fleetops:patch-on-launch`: the tag key an
+    /// Auto Scaling group must carry (any value) to be patched on launch.
+    /// Set but empty: every group with fleetops' hook (`None`).
+    pub group_opt_in_tag: Option<String>,
     /// `DRY_RUN`, default false.
     pub dry_run: bool,
     /// `AGENT_REGISTRATION_TIMEOUT_SECONDS`, default 600: how long after the
@@ -76,22 +80,29 @@ impl PatchSettings {
                 })
             }
         };
-        let mut state_prefix = non_empty("STATE_PARAMETER_PREFIX")
-            .unwrap_or_else(|| "/fleetops/patch-dispatcher/".into());
-        if !state_prefix.starts_with('/') {
+        let state_table = non_empty("STATE_TABLE").ok_or(EnvError {
+            name: "STATE_TABLE",
+            problem: "missing; the name of the dispatcher's DynamoDB table".into(),
+        })?;
+        if !valid_table_name(&state_table) {
             return Err(EnvError {
-                name: "STATE_PARAMETER_PREFIX",
-                problem: format!("\"{state_prefix}\" must start with /"),
+                name: "STATE_TABLE",
+                problem: format!(
+                    "\"{state_table}\" is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)"
+                ),
             });
         }
-        if !state_prefix.ends_with('/') {
-            state_prefix.push('/');
-        }
+        let group_opt_in_tag = match env("GROUP_OPT_IN_TAG") {
+            None => Some("fleetops:patch-on-launch".to_string()),
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => Some(v.trim().to_string()),
+        };
         Ok(Self {
             on_failure,
             hook_name: non_empty("LIFECYCLE_HOOK_NAME")
                 .unwrap_or_else(|| "fleetops-patch-on-launch".into()),
-            state_prefix,
+            state_table,
+            group_opt_in_tag,
             dry_run: parse_flag("DRY_RUN", non_empty("DRY_RUN").as_deref())?,
             agent_registration_timeout: seconds(
                 "AGENT_REGISTRATION_TIMEOUT_SECONDS",
@@ -105,6 +116,13 @@ impl PatchSettings {
             )?,
         })
     }
+}
+
+fn valid_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn seconds(name: &'static str, value: Option<String>, default: u64) -> Result<Duration, EnvError> {
@@ -135,31 +153,46 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let s = PatchSettings::from_env(env(&[])).expect("defaults");
+        let s =
+            PatchSettings::from_env(env(&[("STATE_TABLE", "fleetops-state")])).expect("defaults");
         assert_eq!(s.on_failure, OnFailure::Abandon);
         assert_eq!(s.hook_name, "fleetops-patch-on-launch");
-        assert_eq!(s.state_prefix, "/fleetops/patch-dispatcher/");
+        assert_eq!(s.state_table, "fleetops-state");
+        assert_eq!(
+            s.group_opt_in_tag.as_deref(),
+            Some("fleetops:patch-on-launch")
+        );
+        let every =
+            PatchSettings::from_env(env(&[("STATE_TABLE", "t-1"), ("GROUP_OPT_IN_TAG", "")]))
+                .expect("empty opt-in tag");
+        assert_eq!(every.group_opt_in_tag, None);
         assert_eq!(s.agent_registration_timeout, Duration::from_secs(600));
         assert!(!s.dry_run);
     }
 
     #[test]
     fn bad_values_name_the_variable() {
-        let e = PatchSettings::from_env(env(&[("ON_PATCH_FAILURE", "retry")])).unwrap_err();
+        let e = PatchSettings::from_env(env(&[
+            ("STATE_TABLE", "t-1"),
+            ("ON_PATCH_FAILURE", "retry"),
+        ]))
+        .unwrap_err();
         assert_eq!(e.name, "ON_PATCH_FAILURE");
-        let e = PatchSettings::from_env(env(&[("AGENT_REGISTRATION_TIMEOUT_SECONDS", "soon")]))
-            .unwrap_err();
+        let e = PatchSettings::from_env(env(&[
+            ("STATE_TABLE", "t-1"),
+            ("AGENT_REGISTRATION_TIMEOUT_SECONDS", "soon"),
+        ]))
+        .unwrap_err();
         assert_eq!(e.name, "AGENT_REGISTRATION_TIMEOUT_SECONDS");
-        let e = PatchSettings::from_env(env(&[("STATE_PARAMETER_PREFIX", "x/")])).unwrap_err();
-        assert_eq!(e.name, "STATE_PARAMETER_PREFIX");
+        let e = PatchSettings::from_env(env(&[])).unwrap_err();
+        assert_eq!(e.name, "STATE_TABLE");
+        let e = PatchSettings::from_env(env(&[("STATE_TABLE", "no/slash")])).unwrap_err();
+        assert_eq!(e.name, "STATE_TABLE");
         let s = PatchSettings::from_env(env(&[
-            ("STATE_PARAMETER_PREFIX", "/p"),
+            ("STATE_TABLE", "t-1"),
             ("ON_PATCH_FAILURE", "Continue"),
         ]))
         .unwrap();
-        assert_eq!(
-            (s.state_prefix.as_str(), s.on_failure),
-            ("/p/", OnFailure::Continue)
-        );
+        assert_eq!(s.on_failure, OnFailure::Continue);
     }
 }

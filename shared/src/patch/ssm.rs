@@ -1,14 +1,14 @@
-//! SSM calls of the dispatcher: agents, commands, patch states, state records.
+//! SSM calls of the dispatcher: agents, commands, patch states.
 
-use aws_sdk_ssm::types::{InstanceInformationStringFilter, ParameterType, PingStatus, Target};
+use aws_sdk_ssm::types::{
+    CommandFilter, CommandFilterKey, InstanceInformationStringFilter, PingStatus, Target,
+};
 use aws_sdk_ssm::Client;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::decide::PatchStateView;
 use super::error::PatchError;
 use super::events::{ScheduledPatch, PATCH_DOCUMENT};
-use crate::ssm::ParameterError;
+use super::state::carries_fence;
 
 /// Whether the instance's SSM agent is registered and `Online`. An instance SSM
 /// does not know yet (`InvalidInstanceId`) is simply not online.
@@ -112,6 +112,7 @@ pub async fn send_scheduled_command(
     patch: &ScheduledPatch,
     target: &CommandTarget<'_>,
     snapshot_id: Option<&str>,
+    comment: &str,
 ) -> Result<String, PatchError> {
     let mut request = ssm
         .send_command()
@@ -120,14 +121,7 @@ pub async fn send_scheduled_command(
         .max_errors(&patch.max_errors)
         .parameters("Operation", vec![patch.operation.as_str().to_string()])
         .parameters("RebootOption", vec![patch.reboot.as_str().to_string()])
-        .comment(truncate(
-            &format!(
-                "fleetops scheduled {} of {}",
-                patch.operation.as_str(),
-                patch.patch_group
-            ),
-            100,
-        ));
+        .comment(truncate(comment, 100));
     request = match target {
         CommandTarget::PatchGroupTag(group) => request.targets(
             Target::builder()
@@ -207,76 +201,138 @@ pub async fn patch_state(
         }))
 }
 
-/// Reads a JSON record; `None` when the parameter does not exist.
-pub async fn read_record<T: DeserializeOwned>(
+/// The id of the `AWS-RunPatchBaseline` command whose comment carries `fence`,
+/// requested since `since` (on `instance_id` when given), if SSM has it.
+pub async fn find_command(
     ssm: &Client,
-    name: &str,
-) -> Result<Option<T>, PatchError> {
-    let text = match crate::ssm::get_parameter(ssm, name).await {
-        Ok(text) => text,
-        Err(ParameterError::Missing { .. }) => return Ok(None),
+    instance_id: Option<&str>,
+    fence: &str,
+    since: jiff::Timestamp,
+) -> Result<Option<String>, PatchError> {
+    let filter = |key: CommandFilterKey, value: String| {
+        CommandFilter::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .expect("key and value are set")
+    };
+    let mut pages = ssm
+        .list_commands()
+        .set_instance_id(instance_id.map(str::to_string))
+        .filters(filter(
+            CommandFilterKey::DocumentName,
+            PATCH_DOCUMENT.into(),
+        ))
+        .filters(filter(
+            CommandFilterKey::InvokedAfter,
+            since.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        ))
+        .max_results(50)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|source| PatchError::ListCommands {
+            fence: fence.to_string(),
+            source,
+        })?;
+        if let Some(found) = page
+            .commands()
+            .iter()
+            .find(|c| c.comment().is_some_and(|text| carries_fence(text, fence)))
+        {
+            return Ok(found.command_id().map(str::to_string));
+        }
+    }
+    Ok(None)
+}
+
+/// A command's comment, targets and instance ids (`ListCommands` by id);
+/// `None` when SSM does not know it.
+pub async fn command_comment(
+    ssm: &Client,
+    command_id: &str,
+) -> Result<Option<(String, Vec<String>)>, PatchError> {
+    let output = match ssm.list_commands().command_id(command_id).send().await {
+        Ok(output) => output,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_invalid_command_id()) =>
+        {
+            return Ok(None)
+        }
         Err(source) => {
-            return Err(PatchError::StateRead {
-                name: name.to_string(),
+            return Err(PatchError::ListCommands {
+                fence: command_id.to_string(),
                 source,
             })
         }
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|source| PatchError::StateCorrupt {
-            name: name.to_string(),
-            source,
-        })
+    Ok(output.commands().first().map(|c| {
+        (
+            c.comment().unwrap_or_default().to_string(),
+            c.instance_ids().to_vec(),
+        )
+    }))
 }
 
-/// Writes a JSON record. With `create_only`, an existing record is left alone
-/// and `Ok(false)` says someone else holds it.
-pub async fn write_record<T: Serialize>(
+/// The ids among `instance_ids` that SSM manages (registered, any ping status).
+pub async fn managed_among(
     ssm: &Client,
-    name: &str,
-    record: &T,
-    create_only: bool,
-) -> Result<bool, PatchError> {
-    let value = serde_json::to_string(record).map_err(|source| PatchError::StateCorrupt {
-        name: name.to_string(),
-        source,
-    })?;
-    let result = ssm
-        .put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(ParameterType::String)
-        .overwrite(!create_only)
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(e)
-            if create_only
-                && e.as_service_error()
-                    .is_some_and(|s| s.is_parameter_already_exists()) =>
-        {
-            Ok(false)
+    instance_ids: &[String],
+) -> Result<std::collections::BTreeSet<String>, PatchError> {
+    let mut managed = std::collections::BTreeSet::new();
+    let mut chunks: Vec<Vec<String>> = instance_ids
+        .chunks(SEND_COMMAND_MAX_INSTANCES)
+        .map(<[String]>::to_vec)
+        .collect();
+    while let Some(chunk) = chunks.pop() {
+        match registered(ssm, &chunk).await? {
+            Some(found) => managed.extend(found),
+            // SSM refuses the whole filter when one id is not registered:
+            // ask for each id on its own.
+            None if chunk.len() > 1 => chunks.extend(chunk.into_iter().map(|id| vec![id])),
+            None => {}
         }
-        Err(source) => Err(PatchError::StateWrite {
-            name: name.to_string(),
-            source,
-        }),
     }
+    Ok(managed)
 }
 
-/// A parameter-name-safe form of a patch group (letters, digits, `_.-` kept).
-pub fn name_part(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c.to_string()
-            } else {
-                format!("_{:02x}", c as u32)
+/// The registered ids among `ids`, or `None` when SSM answers `InvalidInstanceId`.
+async fn registered(ssm: &Client, ids: &[String]) -> Result<Option<Vec<String>>, PatchError> {
+    let filter = InstanceInformationStringFilter::builder()
+        .key("InstanceIds")
+        .set_values(Some(ids.to_vec()))
+        .build()
+        .expect("key and values are set");
+    let mut pages = ssm
+        .describe_instance_information()
+        .filters(filter)
+        .max_results(50)
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => found.extend(
+                page.instance_information_list()
+                    .iter()
+                    .filter_map(|i| i.instance_id().map(str::to_string)),
+            ),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_instance_id()) =>
+            {
+                return Ok(None)
             }
-        })
-        .collect()
+            Err(source) => {
+                return Err(PatchError::Agent {
+                    instance_id: ids.join(","),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(Some(found))
 }
 
 fn truncate(text: &str, max: usize) -> String {

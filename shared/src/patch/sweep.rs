@@ -1,5 +1,7 @@
 //! The periodic sweep: instances waiting on fleetops' launch hook whose event
-//! was lost, whose invocation timed out, or whose status event was lost.
+//! was lost, whose invocation timed out or crashed, or whose status event was
+//! lost. In-service launches come from `DescribeAutoScalingInstances`,
+//! warm-pool launches from `DescribeWarmPool` (where AWS lists them).
 
 use std::collections::BTreeSet;
 
@@ -7,11 +9,9 @@ use futures::StreamExt;
 use jiff::Timestamp;
 
 use super::autoscaling::{self, Waiting};
-use super::decide::{is_final, LaunchRecord};
-use super::dispatch::{duration, Launch, Run};
+use super::dispatch::{Launch, Run};
 use super::error::PatchError;
-use super::settings::LifecycleResult;
-use super::ssm;
+use super::state::LaunchTrigger;
 use super::summary::{Failure, Summary};
 
 /// Instances the sweep works on at once.
@@ -19,24 +19,46 @@ const SWEEP_CONCURRENCY: usize = 4;
 
 impl Run<'_> {
     pub(super) async fn sweep(&self, summary: &mut Summary) -> Result<(), PatchError> {
-        let waiting = autoscaling::waiting_instances(&self.clients.autoscaling).await?;
-        let groups: BTreeSet<String> = waiting.iter().map(|w| w.group.clone()).collect();
+        let groups = autoscaling::group_tag_keys(&self.clients.autoscaling, None).await?;
+        let opted: BTreeSet<String> = groups
+            .iter()
+            .filter(|(_, keys)| match &self.settings.group_opt_in_tag {
+                Some(tag) => keys.contains(tag),
+                None => true,
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in groups.keys() {
+            self.remember_opt_in(name, opted.contains(name));
+        }
         let ours = autoscaling::groups_with_hook(
             &self.clients.autoscaling,
-            &groups,
+            &opted,
             &self.settings.hook_name,
         )
         .await?;
-        let work: Vec<&Waiting> = waiting.iter().filter(|w| ours.contains(&w.group)).collect();
-        let results: Vec<(String, Summary, Result<(), PatchError>)> = futures::stream::iter(work)
-            .map(|w| async move {
-                let mut part = Summary::default();
-                let outcome = self.sweep_one(w, &mut part).await;
-                (w.instance_id.clone(), part, outcome)
-            })
-            .buffer_unordered(SWEEP_CONCURRENCY)
-            .collect()
-            .await;
+        let mut waiting: Vec<Waiting> = autoscaling::waiting_instances(&self.clients.autoscaling)
+            .await?
+            .into_iter()
+            .filter(|w| ours.contains(&w.group))
+            .collect();
+        for group in &ours {
+            for warm in autoscaling::warm_pool_waiting(&self.clients.autoscaling, group).await? {
+                if !waiting.iter().any(|w| w.instance_id == warm.instance_id) {
+                    waiting.push(warm);
+                }
+            }
+        }
+        let results: Vec<(String, Summary, Result<(), PatchError>)> =
+            futures::stream::iter(&waiting)
+                .map(|w| async move {
+                    let mut part = Summary::default();
+                    let outcome = self.sweep_one(w, &mut part).await;
+                    (w.instance_id.clone(), part, outcome)
+                })
+                .buffer_unordered(SWEEP_CONCURRENCY)
+                .collect()
+                .await;
         for (instance_id, part, outcome) in results {
             summary.merge(part);
             if let Err(error) = outcome {
@@ -52,92 +74,18 @@ impl Run<'_> {
     }
 
     async fn sweep_one(&self, waiting: &Waiting, summary: &mut Summary) -> Result<(), PatchError> {
-        let id = waiting.instance_id.as_str();
-        let hook = self.settings.hook_name.as_str();
-        let name = self.record_name(id);
-        let record: Option<LaunchRecord> = ssm::read_record(&self.clients.ssm, &name).await?;
         let launch = Launch {
-            instance_id: id,
+            instance_id: &waiting.instance_id,
             group: &waiting.group,
-            hook,
+            hook: &self.settings.hook_name,
             token: None,
             warm_pool: waiting.warm_pool,
         };
-        let Some(mut record) = record else {
-            // The launch event was lost: handle it now, without waiting for the agent.
-            return self.patch_launch(&launch, summary, Timestamp::now()).await;
+        let trigger = LaunchTrigger::Sweep {
+            into_service: !waiting.warm_pool,
         };
-        if record.completion.is_some() && record.warm_pool && !waiting.warm_pool {
-            // Patched when it went into the warm pool; now it waits to go into
-            // service and its lifecycle event was lost.
-            return self
-                .complete(
-                    &launch,
-                    Some((name.as_str(), &mut record)),
-                    LifecycleResult::Continue,
-                    "from the warm pool into service: patched when it was warmed".into(),
-                    summary,
-                )
-                .await;
-        }
-        if record.completion.is_some() {
-            summary.skip(
-                Some(id),
-                record.command_id.as_deref(),
-                "already completed; waiting for Auto Scaling",
-            );
-            return Ok(());
-        }
-        let Some(command_id) = record.command_id.clone() else {
-            if record.owner_deadline > Timestamp::now() {
-                summary.skip(
-                    Some(id),
-                    None,
-                    "another invocation is waiting for its agent",
-                );
-                return self.heartbeat(&launch, summary).await;
-            }
-            return self.patch_launch(&launch, summary, Timestamp::now()).await;
-        };
-        match ssm::invocation_status(&self.clients.ssm, &command_id, id).await? {
-            Some(status) if is_final(&status) => {
-                if self.dry_run {
-                    summary.skip(
-                        Some(id),
-                        Some(&command_id),
-                        format!("would finish: command ended {status}"),
-                    );
-                    return Ok(());
-                }
-                self.finish(&name, &mut record, &status, summary).await
-            }
-            None if Timestamp::now()
-                .duration_since(record.sent_at.unwrap_or(record.first_seen))
-                >= duration(self.settings.agent_registration_timeout) =>
-            {
-                if self.dry_run {
-                    return Ok(());
-                }
-                let reason = "patch invocation never appeared in SSM".to_string();
-                let result = self.settings.on_failure.result();
-                let token = record.token.clone();
-                let launch = Launch {
-                    token: token.as_deref(),
-                    ..launch
-                };
-                self.complete(
-                    &launch,
-                    Some((name.as_str(), &mut record)),
-                    result,
-                    reason,
-                    summary,
-                )
-                .await
-            }
-            _ => {
-                summary.skip(Some(id), Some(&command_id), "still patching");
-                self.heartbeat(&launch, summary).await
-            }
-        }
+        // Without waiting for the agent: the next sweep looks again.
+        self.patch_launch(&launch, trigger, summary, Timestamp::now())
+            .await
     }
 }

@@ -83,6 +83,16 @@ impl Emulator {
         .collect()
     }
 
+    fn env_with(&self, region: &str, extra_env: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.function_env(region);
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env
+    }
+
     /// The function binary `name` under cargo lambda, talking to the emulator
     /// in `region`, with `extra_env` on top.
     pub fn start_function(
@@ -91,13 +101,22 @@ impl Emulator {
         region: &str,
         extra_env: &[(&str, &str)],
     ) -> crate::LambdaFunction {
-        let mut env = self.function_env(region);
-        env.extend(
-            extra_env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
-        crate::LambdaFunction::start(name, &env)
+        crate::LambdaFunction::start(name, &self.env_with(region, extra_env))
+    }
+
+    /// As `start_function`, with the invocation deadline `timeout_seconds` away.
+    pub fn start_function_with_timeout(
+        &self,
+        name: &str,
+        region: &str,
+        extra_env: &[(&str, &str)],
+        timeout_seconds: u64,
+    ) -> crate::LambdaFunction {
+        crate::LambdaFunction::start_with_timeout(
+            name,
+            &self.env_with(region, extra_env),
+            Some(timeout_seconds),
+        )
     }
 
     /// Calls the emulator's control plane (`/_fleetops/...`).

@@ -55,6 +55,16 @@ impl LambdaFunction {
     /// Starts the runtime API emulator and the debug binary `name` (built by
     /// `make test` before the tests run) connected to it, with `env`.
     pub fn start(name: &str, env: &[(String, String)]) -> Self {
+        Self::start_with_timeout(name, env, None)
+    }
+
+    /// As `start`, with the function timeout (the invocation's deadline) set
+    /// to `timeout_seconds` instead of cargo lambda's default.
+    pub fn start_with_timeout(
+        name: &str,
+        env: &[(String, String)],
+        timeout_seconds: Option<u64>,
+    ) -> Self {
         let port = free_port();
         let watch = cargo_lambda()
             .args([
@@ -65,6 +75,11 @@ impl LambdaFunction {
                 "--invoke-port",
             ])
             .arg(port.to_string())
+            .args(
+                timeout_seconds
+                    .map(|t| vec!["--timeout".to_string(), t.to_string()])
+                    .unwrap_or_default(),
+            )
             .current_dir(repo_root())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -108,6 +123,38 @@ impl LambdaFunction {
             port,
             log_path,
         }
+    }
+
+    /// Starts `cargo lambda invoke` with `event` without waiting for it.
+    pub fn spawn_invoke(&self, event: &Value) -> Child {
+        self.invoke_command(event)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("running cargo lambda invoke")
+    }
+
+    /// Kills the function process mid-invocation, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.function.kill();
+        let _ = self.function.wait();
+    }
+
+    fn invoke_command(&self, event: &Value) -> Command {
+        let mut command = cargo_lambda();
+        command
+            .args([
+                "invoke",
+                "_",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(self.port.to_string())
+            .args(["--output-format", "json", "--data-ascii"])
+            .arg(event.to_string())
+            .current_dir(repo_root());
+        command
     }
 
     /// Invokes the function with `event` through `cargo lambda invoke`.

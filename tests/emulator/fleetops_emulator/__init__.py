@@ -16,13 +16,14 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import autoscaling_ext, compliance_ext, ec2_ext, events, sns_ext, ssm_ext  # noqa: F401
+    from . import autoscaling_ext, compliance_ext, dynamodb_ext, ec2_ext, events, sns_ext, ssm_ext  # noqa: F401
 
     ec2_ext.install()
     ssm_ext.install()
     autoscaling_ext.install()
     compliance_ext.install()
     sns_ext.install()
+    dynamodb_ext.install()
     _installed = True
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from moto.autoscaling import models as asg_models
-from moto.autoscaling.exceptions import ValidationError
+from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
 from moto.autoscaling.models import FakeAutoScalingGroup, LifecycleHook, autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
@@ -307,18 +307,85 @@ def create_auto_scaling_group(self: AutoScalingResponse) -> ActionResult:
         raise
 
 
+def _warm_instance(group: FakeAutoScalingGroup, s: Any) -> dict[str, Any]:
+    """One member of DescribeWarmPool's Instances: the API reference's Instance type
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_Instance.html)."""
+    item: dict[str, Any] = {
+        "InstanceId": s.instance.id,
+        "InstanceType": s.instance.instance_type,
+        "AvailabilityZone": s.instance.placement.zone,
+        "LifecycleState": s.lifecycle_state,
+        "HealthStatus": s.health_status or "Healthy",
+        "ProtectedFromScaleIn": bool(s.protected_from_scale_in),
+    }
+    if s.launch_template:
+        item["LaunchTemplate"] = {k: str(v) if k == "Version" else v for k, v in s.launch_template.items()}
+    elif s.launch_configuration_name:
+        item["LaunchConfigurationName"] = s.launch_configuration_name
+    return item
+
+
+def _warm_pool_configuration(pool: Any) -> dict[str, Any] | None:
+    # API_WarmPoolConfiguration: MaxGroupPreparedCapacity, MinSize, PoolState, Status,
+    # InstanceReusePolicy (members without a value are left out).
+    if pool is None:
+        return None
+    conf: dict[str, Any] = {"MinSize": int(pool.min_size or 0), "PoolState": pool.pool_state or "Stopped"}
+    if pool.max_group_prepared_capacity is not None:
+        conf["MaxGroupPreparedCapacity"] = int(pool.max_group_prepared_capacity)
+    if getattr(pool, "status", None):
+        conf["Status"] = pool.status
+    if pool.instance_reuse_policy:
+        reuse = pool.instance_reuse_policy
+        conf["InstanceReusePolicy"] = {
+            "ReuseOnScaleIn": str(reuse.get("ReuseOnScaleIn")).lower() == "true"
+        } if "ReuseOnScaleIn" in reuse else {}
+    return conf
+
+
 def describe_warm_pool(self: AutoScalingResponse) -> ActionResult:
+    """DescribeWarmPool as in the API reference
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeWarmPool.html):
+    "Instances: The instances that are currently in the warm pool", "MaxRecords: The maximum
+    number of instances to return with this call. The maximum value is 50.", NextToken, and
+    the InvalidNextToken error."""
     group_name = self._get_param("AutoScalingGroupName")
     group = self.autoscaling_backend.autoscaling_groups.get(group_name)
     if group is None:
         raise ValidationError(f"AutoScalingGroup name not found - {group_name}")
+    raw = self._get_param("MaxRecords")
+    limit = 50
+    if raw is not None:
+        limit = int(raw)
+        if not 1 <= limit <= 50:
+            raise ValidationError(
+                f"1 validation error detected: Value '{limit}' at 'maxRecords' failed to satisfy "
+                "constraint: Member must have value between 1 and 50"
+            )
+    offset = util.decode_token(f"DescribeWarmPool:{group.name}", self._get_param("NextToken"))
+    if offset is None:
+        raise AutoscalingClientError("InvalidNextToken", "The token provided is not valid.")
     warm = [s for s in group.instance_states if str(s.lifecycle_state).startswith("Warmed:")]
-    return ActionResult({"WarmPoolConfiguration": getattr(group, "warm_pool", None), "Instances": warm})
+    chunk, nxt = util.page(warm, offset, limit, f"DescribeWarmPool:{group.name}")
+    result: dict[str, Any] = {"Instances": [_warm_instance(group, s) for s in chunk]}
+    conf = _warm_pool_configuration(getattr(group, "warm_pool", None))
+    if conf is not None:
+        result["WarmPoolConfiguration"] = conf
+    if nxt:
+        result["NextToken"] = nxt
+    return ActionResult(result)
 
 
 def install() -> None:
     FakeAutoScalingGroup.replace_autoscaling_group_instances = _replace_instances  # type: ignore[method-assign]
     FakeAutoScalingGroup.active_instances = _active_instances  # type: ignore[method-assign]
+    # DescribeAutoScalingGroups' Instances are the group's own: the warm pool "sits alongside"
+    # the group ("Warm pools for Amazon EC2 Auto Scaling", Core concepts), so Warmed:* instances
+    # are left out there and listed by DescribeWarmPool. DescribeAutoScalingInstances (moto's,
+    # over instance_states) keeps listing them: its AutoScalingInstanceDetails.LifecycleState
+    # documents the values "Warmed:Pending | Warmed:Pending:Wait | Warmed:Pending:Proceed |
+    # Warmed:Terminating | ... | Warmed:Stopped | Warmed:Running"
+    # (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_AutoScalingInstanceDetails.html).
     FakeAutoScalingGroup.instances = property(_group_instances)  # type: ignore[assignment,method-assign]
     LifecycleHook.notification_metadata = None  # type: ignore[attr-defined]
     R = AutoScalingResponse

@@ -6,7 +6,8 @@ outcome chosen for each instance) and observed lazily on the emulated clock, so
 statuses move Pending -> InProgress -> Success/Failed/TimedOut as time passes.
 When an invocation ends, the EventBridge event ``EC2 Command Invocation
 Status-change Notification`` is recorded and, for ``AWS-RunPatchBaseline``, the
-instance's patch state is updated.
+instance's patch state is updated. When the command as a whole reaches its final
+status, ``EC2 Command Status-change Notification`` is recorded once.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ class Command:
         self.output_s3_region: str = params.get("OutputS3Region") or region
         self.requested_ts = state.now_ts()
         self.invocations: dict[str, Invocation] = {}
+        self.final_event_recorded = False
         self._schedule()
 
     def operation(self) -> str:
@@ -212,8 +214,6 @@ class Command:
             if all(s == "Pending" for s in statuses):
                 return "Pending", "Pending"
             return "InProgress", "InProgress"
-        if statuses and all(s == "Cancelled" for s in statuses):
-            return "Cancelled", "Cancelled"
         c = self.counts()
         allowed = _rate(self.max_errors, len(statuses), minimum=0)
         failures = c["ErrorCount"] + c["DeliveryTimedOutCount"]
@@ -221,7 +221,19 @@ class Command:
             if any(s == "Failed" for s in statuses):
                 return "Failed", "Failed"
             return "TimedOut", "TimedOut"
+        # "Cancelled: The command was terminated before it was completed. This is a terminal
+        # state." (API reference, Command.StatusDetails): a command with cancelled
+        # invocations is Cancelled even if others had already finished.
+        if any(s == "Cancelled" for s in statuses):
+            return "Cancelled", "Cancelled"
         return "Success", "Success"
+
+    def end_time(self) -> float | None:
+        """When the command reached its final status (None while it has not)."""
+        ends = [inv.end_time() for inv in self.invocations.values()]
+        if any(e is None for e in ends):
+            return None
+        return max([e for e in ends if e is not None], default=self.requested_ts)
 
     def describe(self, fresh: bool = False) -> dict[str, Any]:
         status, details = ("Pending", "Pending") if fresh else self.status()
@@ -326,6 +338,35 @@ def _iso8601_duration(seconds: float) -> str:
 
 # --------------------------------------------------------------------- ticking
 
+def _record_command_event(cmd: Command) -> None:
+    """``aws.ssm`` / ``EC2 Command Status-change Notification``, once, at the final status.
+
+    Detail fields as in AWS's sample "Run Command status change" ("Amazon EventBridge event
+    examples for Systems Manager",
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/monitoring-systems-manager-event-examples.html):
+    command-id, document-name, expire-after, parameters, requested-date-time, status;
+    resources = the ARNs of the instances the command ran on. `expire-after` is the
+    command's ExpiresAfter (as ListCommands returns it), `status` the command-level Status.
+    """
+    cmd.final_event_recorded = True
+    status, _ = cmd.status()
+    events.emit(
+        "aws.ssm",
+        "EC2 Command Status-change Notification",
+        {
+            "command-id": cmd.command_id,
+            "document-name": cmd.document_name,
+            "expire-after": state.iso(cmd.requested_ts + cmd.timeout_seconds, millis=True),
+            "parameters": cmd.parameters,
+            "requested-date-time": state.iso(cmd.requested_ts, millis=True),
+            "status": status,
+        },
+        region=cmd.region,
+        resources=[f"arn:aws:ec2:{cmd.region}:{state.DEFAULT_ACCOUNT}:instance/{iid}" for iid in cmd.instance_ids],
+        ts=cmd.end_time(),
+    )
+
+
 @state.on_tick
 def _settle() -> None:
     """Apply the side effects of invocations that have ended (in end-time order)."""
@@ -373,6 +414,9 @@ def _settle() -> None:
                 command_id=cmd.command_id,
                 overrides=inv.patch_state,
             )
+        # After the invocation's own event: the command's, once its last invocation ended.
+        if not cmd.final_event_recorded and all(i.finished for i in cmd.invocations.values()):
+            _record_command_event(cmd)
 
 
 # ---------------------------------------------------------------- SendCommand
@@ -464,6 +508,9 @@ def send_command(self: SimpleSystemManagerResponse) -> ActionResult:
         resolved = _resolve_targets(self.region, targets)
     cmd = Command(self.region, body, resolved, list(instance_ids))
     COMMANDS[cmd.command_id] = cmd
+    if not cmd.invocations:
+        # Targets that match no managed node: nothing to run, the command is final at once.
+        _record_command_event(cmd)
     _settle()
     return ActionResult({"Command": cmd.describe(fresh=True)})
 
@@ -486,13 +533,20 @@ def _parse_time(value: str) -> float:
     return d.timestamp()
 
 
-def _filter_ok(key: str, value: str, requested_ts: float, status: str, document: str) -> bool:
+def _filter_ok(key: str, value: str, requested_ts: float, status: str, document: str,
+               details: str = "") -> bool:
+    # Values as documented for CommandFilter
+    # (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CommandFilter.html):
+    # InvokedAfter "2021-07-07T00:00:00Z ... July 7, 2021, and later", InvokedBefore "from
+    # before July 7, 2021", Status a status ("TimedOut (this includes both Delivery and
+    # Execution time outs)") or a detailed one (DeliveryTimedOut, ExecutionTimedOut, ...,
+    # which are StatusDetails values), DocumentName the document's name.
     if key == "InvokedAfter":
         return requested_ts >= _parse_time(value)
     if key == "InvokedBefore":
-        return requested_ts <= _parse_time(value)
+        return requested_ts < _parse_time(value)
     if key == "Status":
-        return status == value
+        return value in (status, details)
     if key == "DocumentName":
         return document == value
     if key == "ExecutionStage":
@@ -500,8 +554,29 @@ def _filter_ok(key: str, value: str, requested_ts: float, status: str, document:
     return True
 
 
+_INSTANCE_ID_RE = re.compile(r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)")
+
+
+def _validate_instance_id(instance_id: str | None) -> None:
+    # Pattern of the InstanceId request parameter (ListCommands, ListCommandInvocations).
+    if instance_id is not None and not _INSTANCE_ID_RE.match(instance_id):
+        raise SSMError(
+            "ValidationException",
+            f"1 validation error detected: Value '{instance_id}' at 'instanceId' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: (^i-(\\w{8}|\\w{17})$)|(^mi-\\w{17}$)",
+        )
+
+
 def _validate_filters(filters: list[dict[str, Any]], allow_stage: bool) -> list[tuple[str, str]]:
     out = []
+    # "Filters ... Array Members: Minimum number of 1 item. Maximum number of 5 items."
+    # (API_ListCommands / API_ListCommandInvocations, request parameters)
+    if len(filters or []) > 5:
+        raise SSMError(
+            "ValidationException",
+            "1 validation error detected: Value at 'filters' failed to satisfy constraint: "
+            "Member must have length less than or equal to 5",
+        )
     for f in filters or []:
         key, value = f.get("key"), f.get("value")
         if key not in _FILTER_KEYS or (key == "ExecutionStage" and not allow_stage):
@@ -547,6 +622,7 @@ def _command_for(command_id: str | None, region: str) -> Command | None:
 def list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
     command_id = self._get_param("CommandId")
     instance_id = self._get_param("InstanceId")
+    _validate_instance_id(instance_id)
     filters = _validate_filters(self._get_param("Filters") or [], allow_stage=True)
     limit = _max_results(self, 50, 1, 50)
     cmd = _command_for(command_id, self.region)
@@ -556,8 +632,8 @@ def list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
     for c in cmds:
         if instance_id and instance_id not in c.invocations:
             continue
-        status = c.status()[0]
-        if all(_filter_ok(k, v, c.requested_ts, status, c.document_name) for k, v in filters):
+        status, details = c.status()
+        if all(_filter_ok(k, v, c.requested_ts, status, c.document_name, details) for k, v in filters):
             out.append(c)
     chunk, nxt = util.page(out, _offset("ListCommands", self._get_param("NextToken")), limit, "ListCommands")
     result: dict[str, Any] = {"Commands": [c.describe() for c in chunk]}
@@ -570,6 +646,7 @@ def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
     command_id = self._get_param("CommandId")
     instance_id = self._get_param("InstanceId")
     details = str(self._get_param("Details")).lower() == "true"
+    _validate_instance_id(instance_id)
     filters = _validate_filters(self._get_param("Filters") or [], allow_stage=False)
     limit = _max_results(self, 50, 1, 50)
     cmd = _command_for(command_id, self.region)
@@ -582,8 +659,8 @@ def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
                 continue
             if not inv.visible():
                 continue
-            status = inv.status()[0]
-            if all(_filter_ok(k, v, c.requested_ts, status, c.document_name) for k, v in filters):
+            status, status_details = inv.status()
+            if all(_filter_ok(k, v, c.requested_ts, status, c.document_name, status_details) for k, v in filters):
                 out.append(inv)
     chunk, nxt = util.page(out, _offset("ListCommandInvocations", self._get_param("NextToken")), limit,
                            "ListCommandInvocations")

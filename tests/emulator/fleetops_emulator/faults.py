@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
@@ -28,6 +29,30 @@ THROTTLE_CODES = {
     "TooManyRequestsException",
     "SlowDown",
     "Throttle",
+}
+
+# DynamoDB's own throttling codes, kept as they are. "Error handling with DynamoDB"
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html)
+# lists them under HTTP 400, "OK to retry? Yes".
+DYNAMODB_THROTTLE_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+}
+# DynamoDB errors carry the service's shape namespace in `__type` (same page, "Error components":
+# {"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":...}).
+DYNAMODB_TYPE_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+# Messages of the same page ("Error messages and codes").
+DYNAMODB_MESSAGES = {
+    "ProvisionedThroughputExceededException": (
+        "You exceeded your maximum allowed provisioned throughput for a table or for one or more "
+        "global secondary indexes."
+    ),
+    "ThrottlingException": "Rate of requests exceeds the allowed throughput.",
+    "RequestLimitExceeded": "Throughput exceeds the current throughput limit for your account.",
+    "ConditionalCheckFailedException": "The conditional request failed",
+    "InternalServerError": "DynamoDB could not process your request.",
+    "ServiceUnavailable": "DynamoDB is currently unavailable. (This should be a temporary state.)",
 }
 
 QUERY_NAMESPACES = {
@@ -54,6 +79,10 @@ class Rule:
     message: str | None = None
     status: int | None = None
     region: str | None = None
+    # "before": the delay comes first and the call then reaches moto (a write lands when the
+    # delay ends, even if the client has gone away by then); "after": moto handles the call
+    # at once and only the answer is delayed (the write is done, the client may never see it).
+    latency_phase: str = "before"
     fired: int = field(default=0)
 
     def matches(self, service: str, operation: str, region: str | None) -> bool:
@@ -78,6 +107,7 @@ class Rule:
             "message": self.message,
             "status": self.status,
             "region": self.region,
+            "latency_phase": self.latency_phase,
             "fired": self.fired,
         }
 
@@ -114,6 +144,11 @@ class FaultStore:
                 raise FaultRuleError(f"rules[{i}].rate must be within 0..1")
             if r.get("error") is None and latency <= 0:
                 raise FaultRuleError(f"rules[{i}] needs an 'error' or a 'latency_ms'")
+            phase = r.get("latency_phase") or "before"
+            if phase not in ("before", "after"):
+                raise FaultRuleError(f"rules[{i}].latency_phase must be 'before' or 'after'")
+            if phase == "after" and r.get("error") is not None:
+                raise FaultRuleError(f"rules[{i}]: latency_phase 'after' cannot be combined with an 'error'")
             rules.append(
                 Rule(
                     service=str(r.get("service") or "*").lower(),
@@ -125,6 +160,7 @@ class FaultStore:
                     message=r.get("message"),
                     status=status,
                     region=r.get("region"),
+                    latency_phase=phase,
                 )
             )
         self.rules = rules
@@ -172,6 +208,17 @@ def protocol_for(service: str, environ: dict[str, Any], body: bytes) -> str:
 
 
 def native_code(code: str, protocol: str, service: str) -> str:
+    if service == "dynamodb":
+        if code in DYNAMODB_THROTTLE_CODES:
+            return code
+        if code in THROTTLE_CODES:
+            return "ThrottlingException"
+        if code in ("InternalError", "InternalFailure", "InternalServerError", "InternalServiceError"):
+            # DynamoDB's 500 is InternalServerError (API reference, every operation's Errors).
+            return "InternalServerError"
+        if code in ("ServiceUnavailable", "Unavailable", "ServiceUnavailableException"):
+            return "ServiceUnavailable"
+        return code
     if code in THROTTLE_CODES:
         return {
             "ec2": "RequestLimitExceeded",
@@ -185,7 +232,9 @@ def native_code(code: str, protocol: str, service: str) -> str:
     return code
 
 
-def default_status(code: str) -> int:
+def default_status(code: str, service: str = "") -> int:
+    if service == "dynamodb" and code in DYNAMODB_THROTTLE_CODES:
+        return 400  # all three are HTTP 400 in DynamoDB (see DYNAMODB_THROTTLE_CODES)
     if code in ("RequestLimitExceeded", "SlowDown"):
         return 503
     if code in ("InternalError", "InternalFailure", "InternalServerError", "InternalServiceError"):
@@ -197,7 +246,9 @@ def default_status(code: str) -> int:
     return 400
 
 
-def default_message(code: str) -> str:
+def default_message(code: str, service: str = "") -> str:
+    if service == "dynamodb" and code in DYNAMODB_MESSAGES:
+        return DYNAMODB_MESSAGES[code]
     return {
         "RequestLimitExceeded": "Request limit exceeded.",
         "ThrottlingException": "Rate exceeded",
@@ -214,9 +265,21 @@ def render_error(
     rule: Rule, service: str, protocol: str
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     code = native_code(str(rule.error), protocol, service)
-    status = rule.status or default_status(code)
-    message = rule.message or default_message(code)
+    status = rule.status or default_status(code, service)
+    message = rule.message or default_message(code, service)
     request_id = str(uuid.uuid4())
+    if service == "dynamodb" and protocol == "json":
+        # JSON 1.0, as in the low-level example of "Error handling with DynamoDB": only
+        # x-amzn-RequestId and Content-Type, no x-amzn-ErrorType; SDKs take the code from
+        # `__type` after the '#'. DynamoDB also sends x-amz-crc32 (the CRC32 of the body),
+        # which some SDKs check, so it is set like moto sets it on its own answers.
+        data = json.dumps({"__type": DYNAMODB_TYPE_PREFIX + code, "message": message}).encode("utf-8")
+        headers = [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("x-amzn-RequestId", request_id),
+            ("x-amz-crc32", str(zlib.crc32(data) & 0xFFFFFFFF)),
+        ]
+        return status, headers, data
     if protocol == "ec2":
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -20,6 +20,9 @@ _TARGET_PREFIX = {
     "AWSEvents": "events",
     "Logs_20140328": "logs",
     "AWSLambda": "lambda",
+    # DynamoDB is JSON 1.0 with X-Amz-Target: DynamoDB_20120810.<Operation>; its SigV4
+    # signing name (and so the usual source of `service`) is `dynamodb`.
+    "DynamoDB_20120810": "dynamodb",
 }
 
 
@@ -100,7 +103,8 @@ class FleetopsMiddleware:
             error_rule = next((r for r in fired if r.error), None)
             if error_rule is not None:
                 control.CALLS.faults[key] += 1
-        delay = sum(r.latency_ms for r in fired) / 1000.0
+        delay = sum(r.latency_ms for r in fired if r.latency_phase != "after") / 1000.0
+        delay_after = sum(r.latency_ms for r in fired if r.latency_phase == "after") / 1000.0
         if delay > 0:
             time.sleep(delay)
         if error_rule is not None:
@@ -127,5 +131,7 @@ class FleetopsMiddleware:
             finally:
                 if hasattr(result, "close"):
                     result.close()
+        if delay_after > 0:
+            time.sleep(delay_after)
         start_response(captured["status"], captured["headers"])
         return chunks
