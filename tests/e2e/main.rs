@@ -5,3 +5,4 @@ mod patch;
 mod patch_once;
 mod report;
 mod scheduler;
+mod scheduler_changes;

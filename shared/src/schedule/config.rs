@@ -66,6 +66,10 @@ impl Period {
 #[derive(Clone, Debug)]
 pub struct Schedule {
     pub name: String,
+    /// Identity of the schedule as now written: 12 hex digits of SHA-1 over its
+    /// name and its definition (canonical JSON, keys sorted). The transition
+    /// marker carries it, so a re-tag or an edit is "not applied yet".
+    pub digest: String,
     pub timezone: TimeZone,
     pub periods: Vec<Period>,
     pub enforced: bool,
@@ -204,12 +208,58 @@ fn parse_schedule(name: &str, value: &Value) -> Result<Schedule, ScheduleError> 
 
     Ok(Schedule {
         name: name.to_string(),
+        digest: definition_digest(name, value),
         timezone,
         periods,
         enforced,
         hibernate,
         skip_dates,
     })
+}
+
+/// The same definition always gives the same digest, whatever its layout or
+/// key order in the document (keys are sorted here: `serde_json` may keep the
+/// document's order when another crate enables its `preserve_order`).
+fn definition_digest(name: &str, value: &Value) -> String {
+    use sha1::Digest;
+    let mut canonical = String::new();
+    write_canonical(value, &mut canonical);
+    let digest = sha1::Sha1::new()
+        .chain_update(name.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(canonical.as_bytes())
+        .finalize();
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 fn parse_period(value: &Value) -> Result<Period, (String, String)> {

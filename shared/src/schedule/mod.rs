@@ -14,3 +14,6 @@ pub use timeline::{resolve_local, Transition};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod reference_tests;

@@ -73,26 +73,45 @@ impl Schedule {
         resolve_local(&self.timezone, date.to_datetime(time))
     }
 
-    /// All marks anchored on one local date.
-    fn marks_on(&self, date: Date, out: &mut Vec<(Timestamp, Mark)>) {
+    /// All marks anchored on one local date. A span or skip date that starts
+    /// before `not_before` gives only what still matters after it: a span's
+    /// end, as a stop (it ends an open start; it has no start to count down).
+    fn marks_on(&self, date: Date, not_before: Timestamp, out: &mut Vec<(Timestamp, Mark)>) {
+        let span = |start: Timestamp, end: Timestamp, out: &mut Vec<(Timestamp, Mark)>| {
+            if start >= not_before {
+                out.push((start, Mark::SpanStart));
+                out.push((end, Mark::SpanEnd));
+            } else if end >= not_before {
+                out.push((end, Mark::Stop));
+            }
+        };
         let Some(next_day) = date.checked_add(1.day()).ok() else {
             return;
         };
         if self.is_skip_date(date) {
-            out.push((self.at(date, Time::midnight()), Mark::SkipStart));
-            out.push((self.at(next_day, Time::midnight()), Mark::SkipEnd));
+            let start = self.at(date, Time::midnight());
+            if start >= not_before {
+                out.push((start, Mark::SkipStart));
+                out.push((self.at(next_day, Time::midnight()), Mark::SkipEnd));
+            }
             return;
         }
         for period in self.periods.iter().filter(|p| p.matches_day(date)) {
             match (period.begin, period.end) {
                 (Some(b), Some(e)) => {
                     let end_date = if e < b { next_day } else { date };
-                    out.push((self.at(date, b.to_time()), Mark::SpanStart));
-                    out.push((self.at(end_date, e.to_time()), Mark::SpanEnd));
+                    span(
+                        self.at(date, b.to_time()),
+                        self.at(end_date, e.to_time()),
+                        out,
+                    );
                 }
                 (None, None) => {
-                    out.push((self.at(date, Time::midnight()), Mark::SpanStart));
-                    out.push((self.at(next_day, Time::midnight()), Mark::SpanEnd));
+                    span(
+                        self.at(date, Time::midnight()),
+                        self.at(next_day, Time::midnight()),
+                        out,
+                    );
                 }
                 (Some(b), None) => out.push((self.at(date, b.to_time()), Mark::OpenStart)),
                 (None, Some(e)) => out.push((self.at(date, e.to_time()), Mark::Stop)),
@@ -106,31 +125,44 @@ impl Schedule {
             .any(|p| p.begin.is_some() && p.end.is_none())
     }
 
-    /// Whether an open start is still in force when the sweep begins at
-    /// `first`: the latest open start or stop anchored before it decides.
+    /// Whether an open start is still in force at the start of `first`: the
+    /// latest (by instant, not by the day it belongs to) open start, stop, span
+    /// end or skip before it decides. An overnight end anchored on the day
+    /// before can come after a begin-only start of the next morning.
     fn open_before(&self, first: Date) -> bool {
         if !self.has_open_starts() {
             return false;
         }
+        let limit = self.at(first, Time::midnight());
+        let deciding = |m: &Mark| !matches!(m, Mark::SpanStart | Mark::SkipEnd);
+        let latest = |marks: &[(Timestamp, Mark)]| {
+            marks
+                .iter()
+                .filter(|(t, m)| *t < limit && deciding(m))
+                .max()
+                .copied()
+        };
         let mut marks = Vec::new();
         let mut date = first;
         for _ in 0..LOOKBACK_DAYS {
             let Ok(previous) = date.checked_sub(1.day()) else {
-                return false;
+                break;
             };
             date = previous;
-            marks.clear();
-            self.marks_on(date, &mut marks);
-            marks.sort();
-            if let Some((_, mark)) = marks
-                .iter()
-                .rev()
-                .find(|(_, m)| !matches!(m, Mark::SpanStart | Mark::SkipEnd))
-            {
-                return *mark == Mark::OpenStart;
+            self.marks_on(date, Timestamp::MIN, &mut marks);
+            // Marks anchored before `date` all lie before the day after it: a
+            // later mark found so far cannot be overtaken by an earlier anchor.
+            let settled = self.at(
+                first.min(date.checked_add(1.day()).unwrap_or(date)),
+                Time::midnight(),
+            );
+            if let Some((t, mark)) = latest(&marks) {
+                if t >= settled {
+                    return mark == Mark::OpenStart;
+                }
             }
         }
-        false
+        latest(&marks).is_some_and(|(_, mark)| mark == Mark::OpenStart)
     }
 
     /// The wanted state after every instant in `from..=to` (local dates) at
@@ -141,10 +173,13 @@ impl Schedule {
         // earlier are enough to know the state at the start of `from`.
         let first = from.checked_sub(2.days()).unwrap_or(from);
         let trusted_from = self.at(from, Time::midnight());
+        let first_instant = self.at(first, Time::midnight());
         let mut marks = Vec::new();
-        let mut date = first;
+        // The day before `first` too: its overnight ends land on `first` and
+        // end what an open start of that morning began.
+        let mut date = first.checked_sub(1.day()).unwrap_or(first);
         while date <= to {
-            self.marks_on(date, &mut marks);
+            self.marks_on(date, first_instant, &mut marks);
             match date.checked_add(1.day()) {
                 Ok(next) => date = next,
                 Err(_) => break,
@@ -156,7 +191,8 @@ impl Schedule {
         let window_end = to
             .checked_add(1.day())
             .map_or(Timestamp::MAX, |next| self.at(next, Time::midnight()));
-        marks.retain(|(t, _)| *t <= until && *t < window_end);
+        // Marks before `first` are `open_before`'s.
+        marks.retain(|(t, _)| *t >= first_instant && *t <= until && *t < window_end);
         marks.sort();
 
         let (mut spans, mut skips, mut open) = (0i32, 0i32, self.open_before(first));

@@ -8,8 +8,8 @@ mod tick;
 
 pub use instance::{Instance, InstanceState, StateReason};
 pub use plan::{
-    plan_tick, Action, Failed, PlannedAction, PlannedMark, Skipped, TickPlan, APPLIED_TAG, ASG_TAG,
-    OVERRIDE_TAG,
+    plan_tick, Action, Failed, Marker, PlannedAction, PlannedMark, Skipped, TickPlan, Warning,
+    APPLIED_TAG, ASG_TAG, MAX_TAGS, OVERRIDE_TAG,
 };
 pub use settings::{
     parse_flag, parse_tick_event, EnvError, EventError, SchedulerSettings, TickRequest,

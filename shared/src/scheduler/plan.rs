@@ -11,11 +11,68 @@ use crate::schedule::{Schedule, Schedules, Transition};
 
 /// Tag that pins an instance's state or makes the scheduler leave it alone.
 pub const OVERRIDE_TAG: &str = "ScheduleOverride";
-/// Tag fleetops writes after acting on an instance: the instant of the
-/// schedule transition it applied (RFC 3339). It is how a transition-only
-/// schedule knows a transition is already done, so that a hand-started
-/// instance keeps running, while a missed or late tick still acts.
+/// Tag fleetops writes after acting on an instance: which transition of which
+/// schedule it applied (see `Marker`). It is how a transition-only schedule
+/// knows a transition is already done, so that a hand-started instance keeps
+/// running, while a missed or late tick, a re-tag or an edit still acts.
 pub const APPLIED_TAG: &str = "fleetops:schedule-applied";
+/// EC2 allows at most 50 tags per resource.
+pub const MAX_TAGS: usize = 50;
+
+/// The applied-transition marker: `<instant> <digest> <schedule>`, e.g.
+/// `2026-11-26T18:00:00Z 3fa2c1d0e4b7 office-hours`. The digest is the
+/// schedule's (name and definition); a marker of another schedule or of an
+/// earlier definition is "not applied".
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Marker {
+    pub at: Timestamp,
+    pub digest: String,
+    pub schedule: String,
+}
+
+impl Marker {
+    fn of(schedule: &Schedule, at: Timestamp) -> Self {
+        Self {
+            at,
+            digest: schedule.digest.clone(),
+            schedule: schedule.name.clone(),
+        }
+    }
+
+    /// The tag value (EC2 allows 256 characters: the name is cut to fit).
+    pub fn tag_value(&self) -> String {
+        format!("{} {} {}", self.at, self.digest, self.schedule)
+            .chars()
+            .take(256)
+            .collect()
+    }
+}
+
+/// What an instance's marker says about the schedule it carries now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MarkerRead {
+    /// Applied up to this instant, for this very schedule and definition.
+    Applied(Timestamp),
+    /// No marker, an unreadable one, or one of another schedule or definition.
+    NotApplied,
+}
+
+fn read_marker(value: Option<&str>, schedule: &Schedule) -> MarkerRead {
+    let Some(value) = value.map(str::trim) else {
+        return MarkerRead::NotApplied;
+    };
+    let mut parts = value.splitn(3, ' ');
+    let at = parts.next().and_then(|t| t.parse::<Timestamp>().ok());
+    match (at, parts.next()) {
+        (Some(at), Some(digest)) if digest == schedule.digest => MarkerRead::Applied(at),
+        (Some(_), Some(_)) => MarkerRead::NotApplied,
+        // The format before markers named their schedule (an instant alone):
+        // trusted for whatever schedule the instance carries, until fleetops
+        // next acts on it and writes the new format.
+        (Some(at), None) => MarkerRead::Applied(at),
+        (None, _) => MarkerRead::NotApplied,
+    }
+}
 /// Auto Scaling's own tag on the instances of a group.
 pub const ASG_TAG: &str = "aws:autoscaling:groupName";
 
@@ -32,7 +89,7 @@ pub struct PlannedAction {
     pub region: String,
     pub action: Action,
     /// `None` for a `ScheduleOverride` pin: nothing to record.
-    pub applied: Option<Timestamp>,
+    pub applied: Option<Marker>,
 }
 
 /// An instance already in the state of a transition it has not been marked
@@ -41,7 +98,7 @@ pub struct PlannedAction {
 pub struct PlannedMark {
     pub instance_id: String,
     pub region: String,
-    pub applied: Timestamp,
+    pub applied: Marker,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -56,12 +113,23 @@ pub struct Failed {
     pub error: String,
 }
 
+/// Something the user should know that is neither a skip nor a failed action
+/// (for example a marker that cannot be written).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub instance_id: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TickPlan {
     pub actions: Vec<PlannedAction>,
     pub marks: Vec<PlannedMark>,
     pub skipped: Vec<Skipped>,
     pub failed: Vec<Failed>,
+    pub warnings: Vec<Warning>,
+    /// Instances whose `ScheduleOverride` has expired: the schedule governs again.
+    pub expired_overrides: Vec<String>,
 }
 
 /// Decides, for every instance carrying the schedule tag, what this tick does.
@@ -74,7 +142,26 @@ pub fn plan_tick(
     let mut plan = TickPlan::default();
     let mut evaluated = HashMap::new();
     for instance in instances {
-        match decide(instance, schedules, schedule_tag, now, &mut evaluated) {
+        let (decision, expired) = decide(instance, schedules, schedule_tag, now, &mut evaluated);
+        if expired {
+            plan.expired_overrides.push(instance.instance_id.clone());
+        }
+        let writes_marker = matches!(&decision, Decision::Mark(_) | Decision::Act(_, Some(_)));
+        if writes_marker
+            && !instance.tags.contains_key(APPLIED_TAG)
+            && instance.tags.len() >= MAX_TAGS
+        {
+            plan.warnings.push(Warning {
+                instance_id: instance.instance_id.clone(),
+                reason: format!(
+                    "has {MAX_TAGS} tags (EC2's limit): the marker {APPLIED_TAG} cannot be written; remove a tag, or a transition-only schedule re-applies its last transition at every tick"
+                ),
+            });
+            if matches!(decision, Decision::Mark(_)) {
+                continue;
+            }
+        }
+        match decision {
             Decision::Nothing => {}
             Decision::Skip(reason) => plan.skipped.push(Skipped {
                 instance_id: instance.instance_id.clone(),
@@ -105,8 +192,63 @@ enum Decision {
     Nothing,
     Skip(String),
     Fail(String),
-    Act(Action, Option<Timestamp>),
-    Mark(Timestamp),
+    Act(Action, Option<Marker>),
+    Mark(Marker),
+}
+
+/// A `ScheduleOverride` value at "now".
+#[derive(Debug, PartialEq, Eq)]
+enum Override {
+    None,
+    Skip,
+    Pin {
+        running: bool,
+    },
+    /// `… until <instant>` that has passed: the schedule governs again, and
+    /// the instance is brought to the schedule's state once.
+    Expired {
+        until: Timestamp,
+    },
+}
+
+/// Reads `running`, `stopped`, `skip`, each optionally `until <RFC 3339 with offset>`.
+fn read_override(value: Option<&str>, now: Timestamp) -> Result<Override, String> {
+    let Some(value) = value.map(str::trim) else {
+        return Ok(Override::None);
+    };
+    let (word, until) = match value.split_once(" until ") {
+        Some((word, until)) => (word.trim(), Some(until.trim())),
+        None => (value, None),
+    };
+    let pinned = match word {
+        "skip" => Override::Skip,
+        "running" => Override::Pin { running: true },
+        "stopped" => Override::Pin { running: false },
+        _ => {
+            return Err(format!(
+                "invalid {OVERRIDE_TAG} value \"{value}\"; expected running, stopped or skip, optionally followed by \"until <RFC 3339 instant with offset>\""
+            ))
+        }
+    };
+    let Some(until) = until else {
+        return Ok(pinned);
+    };
+    let instant = until.parse::<Timestamp>().map_err(|_| {
+        if until.parse::<jiff::civil::DateTime>().is_ok() {
+            format!(
+                "invalid {OVERRIDE_TAG} value \"{value}\": \"{until}\" has no UTC offset, so it is ambiguous; write it with one, e.g. 2026-12-24T18:00:00+09:00"
+            )
+        } else {
+            format!(
+                "invalid {OVERRIDE_TAG} value \"{value}\": \"{until}\" is not an RFC 3339 instant with an offset, e.g. 2026-12-24T18:00:00+09:00"
+            )
+        }
+    })?;
+    Ok(if now < instant {
+        pinned
+    } else {
+        Override::Expired { until: instant }
+    })
 }
 
 /// What a schedule says at "now": the same for all its instances, so it is
@@ -128,6 +270,29 @@ impl ScheduleNow {
 
 fn decide(
     instance: &Instance,
+    schedules: &Schedules,
+    schedule_tag: &str,
+    now: Timestamp,
+    evaluated: &mut HashMap<String, ScheduleNow>,
+) -> (Decision, bool) {
+    let overridden = read_override(instance.tags.get(OVERRIDE_TAG).map(String::as_str), now);
+    let expired = matches!(overridden, Ok(Override::Expired { .. }));
+    let decision = decide_state(
+        instance,
+        overridden,
+        schedules,
+        schedule_tag,
+        now,
+        evaluated,
+    );
+    // An expired override is news only for instances fleetops governs.
+    let listed = expired && !matches!(decision, Decision::Skip(_));
+    (decision, listed)
+}
+
+fn decide_state(
+    instance: &Instance,
+    overridden: Result<Override, String>,
     schedules: &Schedules,
     schedule_tag: &str,
     now: Timestamp,
@@ -154,16 +319,17 @@ fn decide(
             "spot instance (cannot be stopped and started by a schedule)".into(),
         );
     }
-    let pinned = match instance.tags.get(OVERRIDE_TAG).map(|v| v.trim()) {
-        None => None,
-        Some("skip") => return Decision::Skip(format!("{OVERRIDE_TAG}=skip")),
-        Some("running") => Some(true),
-        Some("stopped") => Some(false),
-        Some(other) => {
+    let (pinned, expired_at) = match overridden {
+        Err(reason) => return Decision::Skip(reason),
+        Ok(Override::Skip) => {
             return Decision::Skip(format!(
-                "invalid {OVERRIDE_TAG} value \"{other}\"; expected running, stopped or skip"
+                "{OVERRIDE_TAG}={}",
+                instance.tags.get(OVERRIDE_TAG).map_or("skip", |v| v.trim())
             ))
         }
+        Ok(Override::Pin { running }) => (Some(running), None),
+        Ok(Override::None) => (None, None),
+        Ok(Override::Expired { until }) => (None, Some(until)),
     };
     // Tag values typed in a console often carry stray spaces.
     let name = instance
@@ -189,10 +355,10 @@ fn decide(
         };
     }
 
-    let applied = instance
-        .tags
-        .get(APPLIED_TAG)
-        .and_then(|v| v.parse::<Timestamp>().ok());
+    let applied = match read_marker(instance.tags.get(APPLIED_TAG).map(String::as_str), schedule) {
+        MarkerRead::Applied(at) => Some(at),
+        MarkerRead::NotApplied => None,
+    };
     let ScheduleNow {
         last,
         wants_running: want_running,
@@ -201,8 +367,22 @@ fn decide(
         .or_insert_with(|| ScheduleNow::of(schedule, now));
     // Before the first transition in the lookback there is nothing to mark;
     // the epoch stands for "since the beginning".
-    let marker = last.map_or(Timestamp::UNIX_EPOCH, |t| t.at);
-    let already_applied = applied.is_some_and(|a| a >= marker);
+    let marker_at = last.map_or(Timestamp::UNIX_EPOCH, |t| t.at);
+    let already_applied = applied.is_some_and(|a| a >= marker_at);
+    // After an expired override the schedule's state is applied once, in
+    // transition-only mode too; the marker then says so (its instant is the
+    // expiry, later than the transition), and transitions govern again.
+    if let Some(until) = expired_at {
+        if applied.is_none_or(|a| a < until) {
+            let marker = Marker::of(schedule, marker_at.max(until));
+            return if want_running == running {
+                Decision::Mark(marker)
+            } else {
+                Decision::Act(toward(want_running), Some(marker))
+            };
+        }
+    }
+    let marker = Marker::of(schedule, marker_at);
 
     // A start fleetops made for this transition that did not hold is reported,
     // not retried every tick; the next start transition tries again.
@@ -229,7 +409,7 @@ fn decide(
     match last {
         None => Decision::Nothing,
         Some(_) if already_applied => Decision::Nothing,
-        Some(transition) if transition.running == running => Decision::Mark(transition.at),
-        Some(transition) => Decision::Act(toward(transition.running), Some(transition.at)),
+        Some(transition) if transition.running == running => Decision::Mark(marker),
+        Some(transition) => Decision::Act(toward(transition.running), Some(marker)),
     }
 }

@@ -38,12 +38,26 @@ fn plan(instances: &[Instance], now: &str) -> TickPlan {
     plan_tick(instances, &schedules, "Schedule", ts(now))
 }
 
-fn act(id: &str, action: Action, applied: Option<&str>) -> PlannedAction {
+/// The marker of `schedule` (as written in `SCHEDULES`) at `at`.
+fn marker(at: &str, schedule: &str) -> Marker {
+    let schedules = parse_schedules(SCHEDULES).expect("schedules");
+    let digest = match schedules.get(schedule) {
+        Some(Ok(s)) => s.digest.clone(),
+        other => panic!("{schedule}: {other:?}"),
+    };
+    Marker {
+        at: ts(at),
+        digest,
+        schedule: schedule.into(),
+    }
+}
+
+fn act(id: &str, action: Action, applied: Option<(&str, &str)>) -> PlannedAction {
     PlannedAction {
         instance_id: id.into(),
         region: "eu-west-1".into(),
         action,
-        applied: applied.map(ts),
+        applied: applied.map(|(at, schedule)| marker(at, schedule)),
     }
 }
 
@@ -57,7 +71,7 @@ fn given_a_stop_transition_not_yet_applied_when_ticking_then_the_instance_stops_
     );
     assert_eq!(
         p.actions,
-        vec![act("i-1", STOP, Some("2026-11-26T18:00:00Z"))]
+        vec![act("i-1", STOP, Some(("2026-11-26T18:00:00Z", "office")))]
     );
 }
 
@@ -75,7 +89,7 @@ fn given_a_missed_tick_when_the_next_tick_comes_late_then_the_transition_is_not_
     let p = plan(&[marked], "2026-11-28T07:00:00Z");
     assert_eq!(
         p.actions,
-        vec![act("i-1", STOP, Some("2026-11-27T18:00:00Z"))]
+        vec![act("i-1", STOP, Some(("2026-11-27T18:00:00Z", "office")))]
     );
 }
 
@@ -102,7 +116,7 @@ fn given_transition_only_mode_when_an_instance_was_started_by_hand_after_the_sto
     let p = plan(&[started_by_hand], "2026-11-27T18:00:00Z");
     assert_eq!(
         p.actions,
-        vec![act("i-1", STOP, Some("2026-11-27T18:00:00Z"))]
+        vec![act("i-1", STOP, Some(("2026-11-27T18:00:00Z", "office")))]
     );
 }
 
@@ -119,7 +133,11 @@ fn given_enforced_mode_when_an_instance_was_started_by_hand_then_it_is_stopped_a
     let p = plan(&[i], "2026-11-26T21:00:00Z");
     assert_eq!(
         p.actions,
-        vec![act("i-1", STOP, Some("2026-11-26T18:00:00Z"))]
+        vec![act(
+            "i-1",
+            STOP,
+            Some(("2026-11-26T18:00:00Z", "office-enforced"))
+        )]
     );
 }
 
@@ -135,7 +153,7 @@ fn given_an_unmarked_instance_already_in_state_then_only_the_marker_is_recorded(
         vec![PlannedMark {
             instance_id: "i-1".into(),
             region: "eu-west-1".into(),
-            applied: ts("2026-11-26T18:00:00Z")
+            applied: marker("2026-11-26T18:00:00Z", "office")
         }]
     );
 }
@@ -270,7 +288,11 @@ fn a_start_that_did_not_hold_is_reported_not_retried() {
     let p = plan(&[i], "2026-11-27T09:10:00Z");
     assert_eq!(
         p.actions,
-        vec![act("i-kms", Action::Start, Some("2026-11-27T09:00:00Z"))]
+        vec![act(
+            "i-kms",
+            Action::Start,
+            Some(("2026-11-27T09:00:00Z", "office-enforced"))
+        )]
     );
 }
 
@@ -294,7 +316,11 @@ fn a_hand_stop_during_a_period_is_respected_in_transition_mode_and_undone_when_e
     i.tags.insert("Schedule".into(), "office-enforced".into());
     assert_eq!(
         plan(&[i], "2026-11-26T12:00:00Z").actions,
-        vec![act("i-1", Action::Start, Some("2026-11-26T09:00:00Z"))]
+        vec![act(
+            "i-1",
+            Action::Start,
+            Some(("2026-11-26T09:00:00Z", "office-enforced"))
+        )]
     );
 }
 
@@ -401,4 +427,178 @@ fn an_all_day_every_day_schedule_never_transitions() {
         ts("2026-11-26T18:05:00Z"),
     );
     assert_eq!(p, TickPlan::default());
+}
+
+fn plan_with(document: &str, instances: &[Instance], now: &str) -> TickPlan {
+    let schedules = parse_schedules(document).expect("schedules");
+    plan_tick(instances, &schedules, "Schedule", ts(now))
+}
+
+const OFFICE_AND_LATE: &str = r#"{"schedules": {
+  "office": {"periods": [{"begin": "09:00", "end": "18:00"}]},
+  "late": {"periods": [{"begin": "17:00", "end": "23:00"}]}
+}}"#;
+
+#[test]
+fn given_a_re_tag_to_another_schedule_then_its_latest_transition_is_applied() {
+    // Stopped at 18:00 by office, marked; re-tagged to late at 19:00.
+    let first = plan_with(
+        OFFICE_AND_LATE,
+        &[instance("i-1", "running", &[("Schedule", "office")])],
+        "2026-11-26T18:05:00Z",
+    );
+    let value = first.actions[0]
+        .applied
+        .as_ref()
+        .expect("marker")
+        .tag_value();
+    assert!(
+        value.starts_with("2026-11-26T18:00:00Z ") && value.ends_with(" office"),
+        "{value}"
+    );
+    let retagged = instance(
+        "i-1",
+        "stopped",
+        &[("Schedule", "late"), (APPLIED_TAG, value.as_str())],
+    );
+    let p = plan_with(OFFICE_AND_LATE, &[retagged], "2026-11-26T19:05:00Z");
+    assert_eq!(p.actions.len(), 1, "{p:?}");
+    assert_eq!(p.actions[0].action, Action::Start);
+    assert_eq!(
+        p.actions[0].applied.as_ref().map(|m| m.schedule.as_str()),
+        Some("late")
+    );
+}
+
+#[test]
+fn given_an_edited_schedule_then_the_latest_transition_as_now_written_is_applied() {
+    let before = r#"{"schedules": {"office": {"periods": [{"begin": "09:00", "end": "17:00"}]}}}"#;
+    let after = r#"{"schedules": {"office": {"periods": [{"begin": "12:00", "end": "20:00"}]}}}"#;
+    let started = plan_with(
+        before,
+        &[instance("i-1", "stopped", &[("Schedule", "office")])],
+        "2026-11-26T09:05:00Z",
+    );
+    let value = started.actions[0]
+        .applied
+        .as_ref()
+        .expect("marker")
+        .tag_value();
+    let i = instance(
+        "i-1",
+        "running",
+        &[("Schedule", "office"), (APPLIED_TAG, value.as_str())],
+    );
+    // Unedited, 10:05 changes nothing; edited to 12-20, yesterday's 20:00 stop holds.
+    assert!(plan_with(before, std::slice::from_ref(&i), "2026-11-26T10:05:00Z")
+        .actions
+        .is_empty());
+    let p = plan_with(after, &[i], "2026-11-26T10:05:00Z");
+    assert_eq!(p.actions.len(), 1, "{p:?}");
+    assert_eq!(p.actions[0].action, STOP);
+    assert_eq!(
+        p.actions[0].applied.as_ref().map(|m| m.at),
+        Some(ts("2026-11-25T20:00:00Z"))
+    );
+}
+
+#[test]
+fn an_old_format_marker_still_counts_for_the_schedule_carried_now() {
+    let i = instance(
+        "i-1",
+        "running",
+        &[
+            ("Schedule", "office"),
+            (APPLIED_TAG, "2026-11-26T18:00:00Z"),
+        ],
+    );
+    assert!(plan(&[i], "2026-11-26T20:00:00Z").actions.is_empty());
+}
+
+#[test]
+fn expiring_overrides_hold_before_and_hand_back_after() {
+    let pinned = |value: &str| {
+        instance(
+            "i-1",
+            "running",
+            &[
+                ("Schedule", "office"),
+                (OVERRIDE_TAG, value),
+                (APPLIED_TAG, "2026-11-26T09:00:00Z"),
+            ],
+        )
+    };
+    // "Keep this box up until Friday 18:00 Seoul time" (09:00 UTC).
+    let value = "running until 2026-11-27T18:00:00+09:00";
+    let before = plan(&[pinned(value)], "2026-11-27T08:55:00Z");
+    assert!(
+        before.actions.is_empty() && before.expired_overrides.is_empty(),
+        "{before:?}"
+    );
+    // Friday 09:05 UTC: office wants it running (09-18 UTC): nothing to change.
+    let during = plan(&[pinned(value)], "2026-11-27T09:05:00Z");
+    assert!(during.actions.is_empty(), "{during:?}");
+    assert_eq!(during.expired_overrides, vec!["i-1".to_string()]);
+    // Transition-only, expired at night: the schedule's state now (stopped).
+    let night = "running until 2026-11-26T20:00:00Z";
+    let p = plan(&[pinned(night)], "2026-11-26T20:05:00Z");
+    assert_eq!(p.actions.len(), 1, "{p:?}");
+    assert_eq!(p.actions[0].action, STOP);
+    let marker = p.actions[0].applied.clone().expect("marker");
+    assert_eq!(marker.at, ts("2026-11-26T20:00:00Z"));
+    // Once applied, transitions govern again: a hand start keeps running.
+    let mut after = pinned(night);
+    after.tags.insert(APPLIED_TAG.into(), marker.tag_value());
+    assert!(plan(&[after], "2026-11-26T21:00:00Z").actions.is_empty());
+    // "stopped until" before its instant pins stopped; "skip until" skips.
+    let stopped = plan(
+        &[pinned("stopped until 2026-11-27T00:00:00-05:00")],
+        "2026-11-26T12:00:00Z",
+    );
+    assert_eq!(stopped.actions[0].action, STOP);
+    assert!(stopped.actions[0].applied.is_none());
+    let skip = plan(
+        &[pinned("skip until 2026-11-27T00:00:00Z")],
+        "2026-11-26T20:05:00Z",
+    );
+    assert!(skip.actions.is_empty());
+    assert_eq!(skip.skipped.len(), 1);
+}
+
+#[test]
+fn a_malformed_or_offsetless_override_is_skipped_with_its_reason() {
+    for (value, says) in [
+        ("running until 2026-12-24T18:00:00", "no UTC offset"),
+        ("running until friday", "not an RFC 3339 instant"),
+        (
+            "runing until 2026-12-24T18:00:00Z",
+            "expected running, stopped or skip",
+        ),
+        ("on", "expected running, stopped or skip"),
+    ] {
+        let i = instance(
+            "i-1",
+            "running",
+            &[("Schedule", "office"), (OVERRIDE_TAG, value)],
+        );
+        let p = plan(&[i], "2026-11-26T20:05:00Z");
+        assert!(p.actions.is_empty(), "{value}");
+        assert!(
+            p.skipped[0].reason.contains(says),
+            "{value}: {}",
+            p.skipped[0].reason
+        );
+    }
+}
+
+#[test]
+fn an_instance_at_the_tag_limit_is_warned_about_its_marker() {
+    let mut tags: Vec<(String, String)> = (0..49)
+        .map(|n| (format!("k{n}"), "v".to_string()))
+        .collect();
+    tags.push(("Schedule".into(), "office".into()));
+    let refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let p = plan(&[instance("i-1", "running", &refs)], "2026-11-26T18:05:00Z");
+    assert_eq!(p.actions.len(), 1);
+    assert!(p.warnings[0].reason.contains("50 tags"), "{p:?}");
 }

@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
-use jiff::Timestamp;
 use serde::Serialize;
 
 use super::ec2::{
     change_state, describe_scheduled_instances, record_applied, DescribeError, StateChange,
 };
-use super::plan::{plan_tick, Action, Failed, Skipped, TickPlan, APPLIED_TAG};
+use super::plan::{plan_tick, Action, Failed, Skipped, TickPlan, Warning, APPLIED_TAG};
 use super::settings::{SchedulerSettings, TickRequest};
 use crate::schedule::{parse_schedules, ConfigError};
 use crate::ssm::{get_parameter, ParameterError};
@@ -31,6 +30,11 @@ pub struct TickSummary {
     pub stopped: Vec<String>,
     pub skipped: Vec<Skipped>,
     pub failed: Vec<Failed>,
+    /// `ScheduleOverride` tags whose `until` has passed (remove them at leisure).
+    pub expired_overrides: Vec<String>,
+    /// What the user should know that is not a failed action: for example a
+    /// transition marker that could not be written.
+    pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,8 +97,13 @@ pub async fn run_tick(
         dry_run,
         skipped: plan.skipped.clone(),
         failed: plan.failed.clone(),
+        expired_overrides: plan.expired_overrides.clone(),
+        warnings: plan.warnings.clone(),
         ..TickSummary::default()
     };
+    for warning in &plan.warnings {
+        tracing::warn!(instance_id = %warning.instance_id, action = "mark", result = "warning", reason = %warning.reason);
+    }
     for skipped in &plan.skipped {
         tracing::info!(instance_id = %skipped.instance_id, action = "skip", result = "skipped", reason = %skipped.reason);
     }
@@ -117,6 +126,7 @@ pub async fn run_tick(
             summary.started.extend(outcome.started);
             summary.stopped.extend(outcome.stopped);
             summary.failed.extend(outcome.failed);
+            summary.warnings.extend(outcome.warnings);
         }
     }
     summary.started.sort();
@@ -127,6 +137,10 @@ pub async fn run_tick(
     summary
         .failed
         .sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    summary
+        .warnings
+        .sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    summary.expired_overrides.sort();
     tracing::info!(
         time = %summary.time,
         dry_run,
@@ -134,6 +148,8 @@ pub async fn run_tick(
         stopped = summary.stopped.len(),
         skipped = summary.skipped.len(),
         failed = summary.failed.len(),
+        warnings = summary.warnings.len(),
+        expired_overrides = summary.expired_overrides.len(),
         "tick done"
     );
     if failures.is_empty() {
@@ -151,15 +167,16 @@ struct RegionOutcome {
     started: Vec<String>,
     stopped: Vec<String>,
     failed: Vec<Failed>,
+    warnings: Vec<Warning>,
 }
 
 async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcome {
     let mut outcome = RegionOutcome::default();
     // Instances that reached their transition's state, by marker value.
-    let mut to_mark: BTreeMap<Timestamp, Vec<String>> = BTreeMap::new();
+    let mut to_mark: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for mark in plan.marks.iter().filter(|m| m.region == region.region) {
         to_mark
-            .entry(mark.applied)
+            .entry(mark.applied.tag_value())
             .or_default()
             .push(mark.instance_id.clone());
     }
@@ -197,9 +214,9 @@ async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcom
         }
         let done: std::collections::HashSet<&String> = result.done.iter().collect();
         for action in actions.iter().filter(|a| done.contains(&a.instance_id)) {
-            if let Some(applied) = action.applied {
+            if let Some(applied) = &action.applied {
                 to_mark
-                    .entry(applied)
+                    .entry(applied.tag_value())
                     .or_default()
                     .push(action.instance_id.clone());
             }
@@ -211,12 +228,15 @@ async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcom
     }
 
     for (applied, ids) in to_mark {
-        for (id, error) in
-            record_applied(&region.ec2, APPLIED_TAG, &applied.to_string(), &ids).await
-        {
-            // The instance is in its state; only the marker is missing, which
-            // the next tick records. Logged, not reported as a failed action.
+        for (id, error) in record_applied(&region.ec2, APPLIED_TAG, &applied, &ids).await {
+            // The instance is in its state; only the marker is missing. In
+            // transition-only mode that means the next tick applies the same
+            // transition again (a hand start undone): the user must know.
             tracing::warn!(instance_id = %id, action = "mark", result = "failed", error = %error);
+            outcome.warnings.push(Warning {
+                instance_id: id,
+                reason: format!("the transition marker {APPLIED_TAG} could not be written ({error}); a transition-only schedule applies the same transition again at the next tick"),
+            });
         }
     }
     outcome
