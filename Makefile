@@ -11,7 +11,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests talk to the emulator only; never to a real account.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: setup build test test-rust test-emulator lint fmt-check clippy template demo package bench clean-demo
+.PHONY: setup build test test-rust test-emulator test-tools lint fmt-check clippy template demo package bench clean-demo
 
 setup: $(VENV)/.installed $(LINT_VENV)/.installed
 
@@ -45,12 +45,18 @@ test-rust: build
 test-emulator: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q tests/emulator
 
+# tools/demo.sh leaves no process running, however it ends (tests/tools); the
+# whole demo runs on the debug binaries, hence `build`.
+test-tools: build
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/tools
+
 template: $(LINT_VENV)/.installed
 	bash tools/check-template.sh $(LINT_VENV)
 
 # Every test: formatting and lints, unit and property tests, the emulator
-# extension's own tests, end-to-end tests against it, template validation.
-test: setup fmt-check clippy test-rust test-emulator template
+# extension's own tests, end-to-end tests against it, the demo's cleanup,
+# template validation.
+test: setup fmt-check clippy test-rust test-emulator test-tools template
 
 demo: build
 	bash tools/demo.sh

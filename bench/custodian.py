@@ -100,7 +100,6 @@ def run_custodian(custodian: str, endpoint: str, workdir: Path, timeout: float) 
         start = time.perf_counter()
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=workdir)
         timer = threading.Timer(timeout, proc.kill)
-        timer.start()
         # Peak RSS: the kernel's high-water mark (VmHWM) of the custodian program,
         # sampled until it exits; ru_maxrss of a child forked from this harness
         # would start at the harness's own RSS.
@@ -115,17 +114,24 @@ def run_custodian(custodian: str, endpoint: str, workdir: Path, timeout: float) 
                 done.wait(0.01)
 
         sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        # wait4 after the process has exited but before it is reaped would lose
-        # /proc; WNOWAIT keeps it readable for one last sample.
-        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-        done.set()
-        sampler.join()
-        last = vm_hwm_kb(proc.pid)
-        # wait4: CPU of the process and of every descendant it waited for.
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        timer.cancel()
-        proc.returncode = status
+        try:
+            timer.start()
+            sampler.start()
+            # wait4 after the process has exited but before it is reaped would lose
+            # /proc; WNOWAIT keeps it readable for one last sample.
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            done.set()
+            sampler.join()
+            last = vm_hwm_kb(proc.pid)
+            # wait4: CPU of the process and of every descendant it waited for.
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - start
+            proc.returncode = status
+        finally:
+            timer.cancel()
+            done.set()
+            if proc.returncode is None:  # interrupted (Ctrl-C, an error): never leave it running
+                proc.kill()
+                proc.wait()
     peak_kb = max(peak["kb"], last or 0) or usage.ru_maxrss
     return CustodianRun(wall, usage.ru_utime, usage.ru_stime, peak_kb, status, log)

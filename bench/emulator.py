@@ -61,10 +61,13 @@ class Emulator:
             cwd=ROOT,
         )
         log.close()
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if not line.startswith("FLEETOPS_EMULATOR_READY "):
+        try:
+            line = self.proc.stdout.readline() if self.proc.stdout else ""
+            if not line.startswith("FLEETOPS_EMULATOR_READY "):
+                raise RuntimeError(f"emulator did not start (see {self.workdir / 'emulator.log'}): {line!r}")
+        except BaseException:  # Ctrl-C included: `with` calls __exit__ only once __enter__ returned
             self.__exit__()
-            raise RuntimeError(f"emulator did not start (see {self.workdir / 'emulator.log'}): {line!r}")
+            raise
         self.url = line.split()[1]
         return self
 
@@ -80,6 +83,9 @@ class Emulator:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        finally:
+            if self.proc.stdout:
+                self.proc.stdout.close()
 
     # --- control plane (JSON in, JSON out; not counted as AWS calls) ---
 

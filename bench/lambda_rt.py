@@ -238,6 +238,7 @@ def function_env(name: str, runtime_api: str, extra: dict[str, str]) -> dict[str
 def run_function(binary: str, name: str, env: dict[str, str], events: list[dict], log: Path, timeout: float) -> FunctionRun:
     """Spawns `binary`, hands it `events` one after another, then ends it."""
     api = RuntimeApi(name)
+    proc: subprocess.Popen | None = None
     try:
         with open(log, "ab") as out:
             start = time.perf_counter()
@@ -255,8 +256,7 @@ def run_function(binary: str, name: str, env: dict[str, str], events: list[dict]
         # afresh at exec). rusage's ru_maxrss would not do: for a child forked
         # from this Python harness it starts at the harness's own RSS.
         peak_kb = vm_hwm_kb(proc.pid)
-        if _alive(proc.pid):
-            proc.send_signal(signal.SIGTERM)
+        _end(proc)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = status  # reaped here; keep Popen from waiting again
         return FunctionRun(
@@ -271,7 +271,25 @@ def run_function(binary: str, name: str, env: dict[str, str], events: list[dict]
             spawned=start,
         )
     finally:
+        if proc is not None and proc.returncode is None:  # interrupted (Ctrl-C, an error)
+            proc.kill()
+            proc.wait()
         api.close()
+
+
+def _end(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it still runs after grace_s; leaves it unreaped for
+    os.wait4 (os.kill, not Popen.send_signal: that polls, which would reap it). Until
+    it is reaped its PID cannot be reused, so the signals reach nothing else."""
+    if not _alive(proc.pid):
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _alive(proc.pid):
+        if time.monotonic() > deadline:
+            os.kill(proc.pid, signal.SIGKILL)
+            return
+        time.sleep(0.01)
 
 
 def vm_hwm_kb(pid: int) -> int | None:

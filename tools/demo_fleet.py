@@ -70,10 +70,14 @@ def states(endpoint):
     for reservation in ec2.describe_instances()["Reservations"]:
         for i in reservation["Instances"]:
             tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
-            rows.append((tags.get("Name", "?"), i["InstanceId"], i["State"]["Name"], tags.get("Schedule", "-")))
-    print(f"  {'Name':<14} {'InstanceId':<21} {'State':<9} Schedule")
+            rows.append((tags.get("Name", "?"), i["InstanceId"], i["State"]["Name"], tags.get("Schedule", "-"),
+                         tags.get("ScheduleOverride", "-")))
+    # ScheduleOverride wins over the schedule (running: kept up, stopped: kept
+    # down, skip: left alone), so it is shown: an overridden instance that stays
+    # up outside its hours is doing what it was told.
+    print(f"  {'Name':<14} {'InstanceId':<21} {'State':<9} {'Schedule':<17} ScheduleOverride")
     for row in sorted(rows):
-        print(f"  {row[0]:<14} {row[1]:<21} {row[2]:<9} {row[3]}")
+        print(f"  {row[0]:<14} {row[1]:<21} {row[2]:<9} {row[3]:<17} {row[4]}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ launch hook, a scale-out, and the events the emulator recorded.
     python tools/demo_patch.py scale-out      ENDPOINT OUT_FILE   # writes the lifecycle event
     python tools/demo_patch.py status-event   ENDPOINT OUT_FILE   # writes the command status event
     python tools/demo_patch.py actions        ENDPOINT            # prints completed lifecycle actions
+    python tools/demo_patch.py create-table   ENDPOINT TABLE      # the dispatcher's state table
+    python tools/demo_patch.py records        ENDPOINT TABLE      # prints the dispatcher's records
 """
 import json
 import sys
@@ -54,8 +56,11 @@ def status_event(endpoint, out_file):
         sys.exit("no command status event was recorded")
     with open(out_file, "w") as f:
         json.dump(events[-1], f, indent=2)
-    print(f"command {events[-1]['detail']['command-id']} on {events[-1]['detail']['instance-id']}: "
-          f"{events[-1]['detail']['status']}")
+    # An invocation's event names its instance; the command-level one (EC2 Command
+    # Status-change Notification, the last recorded) lists them in `resources`.
+    detail = events[-1]["detail"]
+    instances = detail.get("instance-id") or ", ".join(r.rsplit("/", 1)[-1] for r in events[-1].get("resources", []))
+    print(f"{events[-1]['detail-type']}: command {detail['command-id']} on {instances}: {detail['status']}")
 
 
 def actions(endpoint):
@@ -67,6 +72,24 @@ def actions(endpoint):
         print(f"  {i['InstanceId']}: {i['LifecycleState']}")
 
 
+def create_table(endpoint, table):
+    """The state table as template.yaml creates it: key `pk`, TTL on `expires_at`."""
+    db = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+    db.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    db.update_time_to_live(TableName=table,
+                           TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": True})
+    print(f"DynamoDB table {table} (key pk, TTL on expires_at)")
+
+
+def records(endpoint, table):
+    db = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+    for item in sorted(db.scan(TableName=table)["Items"], key=lambda i: i["pk"]["S"]):
+        print(f"  {item['pk']['S']:60} {item['state']['S']:10} version {item['version']['N']}, "
+              f"expires {item['expires_at']['N']}")
+
+
 if __name__ == "__main__":
     command, endpoint = sys.argv[1], sys.argv[2]
     if command == "scale-out":
@@ -75,5 +98,9 @@ if __name__ == "__main__":
         status_event(endpoint, sys.argv[3])
     elif command == "actions":
         actions(endpoint)
+    elif command == "create-table":
+        create_table(endpoint, sys.argv[3])
+    elif command == "records":
+        records(endpoint, sys.argv[3])
     else:
         sys.exit(__doc__)

@@ -8,5 +8,6 @@ pub mod report;
 pub mod schedule;
 pub mod scheduler;
 pub mod ssm;
+pub mod tags;
 
 pub use aws::error_text;

@@ -96,3 +96,54 @@ async fn given_throttling_that_never_ends_then_the_batch_becomes_a_gap_naming_it
     );
     assert_eq!(rule.num_calls(), MAX_ATTEMPTS as usize);
 }
+
+/// One running instance with these tags, as DescribeInstances returns it.
+fn ec2_with_tags(tags: &[(&str, &str)]) -> aws_sdk_ec2::Client {
+    use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+    use aws_sdk_ec2::types::{Instance, InstanceState, InstanceStateName, Reservation, Tag};
+    let instance = tags.iter().fold(
+        Instance::builder().instance_id("i-0000000000000001").state(
+            InstanceState::builder()
+                .name(InstanceStateName::Running)
+                .build(),
+        ),
+        |b, (k, v)| b.tags(Tag::builder().key(*k).value(*v).build()),
+    );
+    let output = DescribeInstancesOutput::builder()
+        .reservations(Reservation::builder().instances(instance.build()).build())
+        .build();
+    let rule = mock!(aws_sdk_ec2::Client::describe_instances).then_output(move || output.clone());
+    mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&rule])
+}
+
+#[tokio::test]
+async fn given_a_blank_patch_group_tag_and_patchgroup_web_then_the_reporter_says_web_like_the_dispatcher(
+) {
+    let tags = [("Patch Group", ""), ("PatchGroup", "web"), ("Name", "app")];
+    let instances = fleetops::report::gather::describe_instances(&ec2_with_tags(&tags))
+        .await
+        .expect("instances");
+    assert_eq!(instances[0].patch_group.as_deref(), Some("web"));
+    // The dispatcher's lookup agrees.
+    assert_eq!(fleetops::patch::patch_group(tags), Some("web".into()));
+
+    for (tags, expected) in [
+        (
+            vec![("Patch Group", "db"), ("PatchGroup", "web")],
+            Some("db"),
+        ),
+        (vec![("PatchGroup", "web")], Some("web")),
+        (vec![("Patch Group", " "), ("PatchGroup", "")], None),
+        (vec![("patch group", "web")], None),
+    ] {
+        let instances = fleetops::report::gather::describe_instances(&ec2_with_tags(&tags))
+            .await
+            .expect("instances");
+        assert_eq!(instances[0].patch_group.as_deref(), expected, "{tags:?}");
+        assert_eq!(
+            fleetops::patch::patch_group(tags.iter().copied()).as_deref(),
+            expected,
+            "{tags:?}"
+        );
+    }
+}

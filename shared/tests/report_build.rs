@@ -131,10 +131,25 @@ fn mixed_fleet() -> FleetSnapshot {
 fn previous() -> Previous {
     Previous {
         at: Some("2026-11-25T02:00:00Z".into()),
-        totals: [("noncompliant", 2), ("missing_critical", 1), ("running", 8)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+        // A summary from before `stopped_stale` existed: that one is not compared.
+        totals: [
+            ("noncompliant", 2),
+            ("missing_critical", 1),
+            ("running", 8),
+            ("stopped", 0),
+            ("unmanaged", 0),
+            ("connection_lost", 0),
+            ("compliant", 0),
+            ("missing_security", 0),
+            ("failed", 0),
+            ("pending_reboot", 0),
+            ("stale", 0),
+            ("not_scanned", 0),
+            ("association_noncompliant", 0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
         groups: BTreeMap::new(),
         noncompliant: Some(vec![
             "i-0000000000000002".into(),
@@ -177,16 +192,20 @@ fn given_a_mixed_fleet_then_each_instance_is_counted_where_it_belongs() {
     let t = &report.totals;
     assert_eq!(
         (t.instances, t.patch.running, t.patch.stopped),
-        (9, 8, 1),
+        (Some(9), Some(8), Some(1)),
         "terminated ones are left out"
     );
     assert_eq!(
         (t.managed, t.online, t.connection_lost, t.unmanaged),
-        (7, 6, 1, 1)
+        (Some(7), Some(6), Some(1), Some(1))
     );
     let p = &t.patch;
-    assert_eq!(p.compliant, 2, "web-1 and the not-applicable-only instance");
-    assert_eq!(p.noncompliant, 3, "critical, pending reboot, failed");
+    assert_eq!(
+        p.compliant,
+        Some(2),
+        "web-1 and the not-applicable-only instance"
+    );
+    assert_eq!(p.noncompliant, Some(3), "critical, pending reboot, failed");
     assert_eq!(
         (
             p.missing_critical,
@@ -194,12 +213,17 @@ fn given_a_mixed_fleet_then_each_instance_is_counted_where_it_belongs() {
             p.failed,
             p.pending_reboot
         ),
-        (1, 1, 1, 1)
+        (Some(1), Some(1), Some(1), Some(1))
     );
-    assert_eq!((p.stale, p.not_scanned), (1, 1));
+    assert_eq!((p.stale, p.not_scanned), (Some(1), Some(1)));
     assert_eq!(
         (t.association_compliant, t.association_noncompliant),
-        (1, 1)
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        p.stopped_stale,
+        Some(1),
+        "the stopped one has no scan: patch debt"
     );
     assert_eq!(
         report.worst_instances[0].instance_id, "i-0000000000000002",
@@ -220,7 +244,7 @@ fn given_a_mixed_fleet_then_each_instance_is_counted_where_it_belongs() {
         line_of(&report, "i-0000000000000007").map(|l| l.standing),
         Some(Standing::Unmanaged)
     );
-    let groups: Vec<(&str, Option<&str>, bool)> = report
+    let groups: Vec<(&str, Option<&str>, Option<bool>)> = report
         .groups
         .iter()
         .map(|g| {
@@ -234,9 +258,9 @@ fn given_a_mixed_fleet_then_each_instance_is_counted_where_it_belongs() {
     assert_eq!(
         groups,
         [
-            (NO_GROUP, None, false),
-            ("db", None, false),
-            ("web", Some("pb-0123456789abcdef0"), false)
+            (NO_GROUP, None, Some(false)),
+            ("db", None, Some(false)),
+            ("web", Some("pb-0123456789abcdef0"), Some(false))
         ]
     );
     assert_eq!(report.changes.fixed, ["i-00000000000000ff"]);
@@ -275,9 +299,22 @@ fn given_unreadable_patch_states_then_the_report_says_so_and_counts_them_as_unkn
     });
     let report = build_report(&fleet, &Previous::default(), now(), 7);
     assert!(!report.complete);
-    assert_eq!(report.totals.patch.noncompliant, 2);
     assert_eq!(
-        report.totals.patch.unknown, 2,
+        report.totals.patch.noncompliant, None,
+        "unknown: web-2's standing is missing"
+    );
+    assert_eq!(
+        report
+            .worst_instances
+            .iter()
+            .filter(|l| l.standing == Standing::NonCompliant)
+            .count(),
+        2,
+        "the ones read are still listed"
+    );
+    assert_eq!(
+        report.totals.patch.unknown,
+        Some(2),
         "the unreadable one and the unmanaged one"
     );
     assert_eq!(
@@ -301,7 +338,7 @@ fn given_the_previous_summary_then_it_stays_under_4_kb_even_for_a_big_fleet() {
     let back: Previous = serde_json::from_str(&text).expect("round trip");
     assert_eq!(
         back.totals.get("noncompliant").copied(),
-        Some(report.totals.patch.noncompliant)
+        report.totals.patch.noncompliant
     );
     let small = build_report(&mixed_fleet(), &Previous::default(), now(), 7);
     let back: Previous = serde_json::from_str(&Previous::from_report(&small)).expect("round trip");
@@ -380,9 +417,8 @@ fn given_20000_instances_then_the_message_fits_sns_and_summarises_the_rest() {
     );
     let envelope: serde_json::Value =
         serde_json::from_str(&message.message).expect("envelope is JSON");
-    for key in ["default", "email", "sqs", "lambda", "https"] {
-        assert!(envelope[key].is_string(), "{key}");
-    }
+    assert!(envelope["default"] == message.json.as_str(), "machine JSON");
+    assert!(envelope["email"] == message.text.as_str(), "e-mail text");
     let machine: serde_json::Value = serde_json::from_str(&message.json).expect("machine JSON");
     assert!(machine["omitted"]["worst_instances"].as_u64().unwrap_or(0) > 0);
     assert_whole_lines(&render_text(&report, &links), &message.text);
@@ -453,9 +489,457 @@ fn given_the_agent_list_could_not_be_read_then_nobody_is_called_unmanaged() {
         error: "ThrottlingException".into(),
     });
     let report = build_report(&fleet, &Previous::default(), now(), 7);
-    assert_eq!(report.totals.unmanaged, 0);
+    assert_eq!(report.totals.unmanaged, None, "unknown, not 0");
     assert!(report.unmanaged.is_empty());
-    assert_eq!(report.totals.patch.unknown, 8);
-    assert_eq!(report.totals.patch.noncompliant, 0);
+    assert_eq!(report.totals.patch.unknown, Some(8));
+    assert_eq!(report.totals.patch.noncompliant, None, "unknown, not 0");
     assert!(!report.complete);
+}
+
+// ---- Missing data: changes only over what was read this time -------------
+
+/// The summary a complete report of the mixed fleet leaves for tomorrow:
+/// web-2, web-3 and db-1 non-compliant, every metric recorded.
+fn previous_of_the_mixed_fleet() -> Previous {
+    let complete = build_report(&mixed_fleet(), &Previous::default(), now(), 7);
+    serde_json::from_str(&Previous::from_report(&complete)).expect("previous summary")
+}
+
+fn json_of(report: &ComplianceReport) -> serde_json::Value {
+    render_json(report, "s", &[])
+}
+
+/// The lines of the text section whose title starts with `title`, up to the
+/// next blank line.
+fn section<'a>(text: &'a str, title: &str) -> String {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(title));
+    let mut out: Vec<&'a str> = Vec::new();
+    for line in lines.by_ref() {
+        if line.is_empty() {
+            break;
+        }
+        out.push(line);
+    }
+    assert!(!out.is_empty(), "no section {title:?} in:\n{text}");
+    out.join("\n")
+}
+
+/// Change lines that show a metric falling to 0.
+fn drops_to_zero(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.contains(" -> 0 (")).collect()
+}
+
+#[test]
+fn given_a_failed_patch_state_batch_then_its_instances_are_neither_fixed_nor_newly_noncompliant() {
+    // Given yesterday's report: web-2 (critical), web-3 (reboot) and db-1 (failed)
+    // non-compliant. Today db-1 is really fixed, and the patch-state batch with
+    // web-2 and web-3 could not be read.
+    let previous = previous_of_the_mixed_fleet();
+    assert_eq!(
+        previous.noncompliant.as_deref().map(<[String]>::len),
+        Some(3)
+    );
+    let mut fleet = mixed_fleet();
+    let unread = ["i-0000000000000002", "i-0000000000000003"];
+    fleet
+        .patch_states
+        .retain(|s| !unread.contains(&s.instance_id.as_str()));
+    for state in &mut fleet.patch_states {
+        if state.instance_id == "i-0000000000000004" {
+            state.failed = 0;
+        }
+    }
+    fleet.gaps.push(DataGap {
+        source: "ssm:DescribeInstancePatchStates".into(),
+        instance_ids: unread.iter().map(|s| (*s).to_string()).collect(),
+        error: "ThrottlingException: Rate exceeded".into(),
+    });
+
+    // When the report is built.
+    let report = build_report(&fleet, &previous, now(), 7);
+
+    // Then only db-1, whose data was read, is fixed; the unread ones are neither.
+    assert_eq!(report.changes.fixed, ["i-0000000000000004"]);
+    assert!(
+        report.changes.newly_noncompliant.is_empty(),
+        "{:?}",
+        report.changes.newly_noncompliant
+    );
+    // The patch metrics are unknown, not a drop.
+    let json = json_of(&report);
+    let change = |metric: &str| {
+        json["changes"]["metrics"]
+            .as_array()
+            .and_then(|m| m.iter().find(|c| c["metric"] == metric).cloned())
+            .unwrap_or_else(|| panic!("no change of {metric}: {}", json["changes"]))
+    };
+    assert_eq!(change("noncompliant")["before"], 3);
+    assert!(
+        change("noncompliant")["after"].is_null(),
+        "{}",
+        json["changes"]
+    );
+    assert!(change("missing_critical")["after"].is_null());
+    assert!(
+        json["totals"]["noncompliant"].is_null(),
+        "{}",
+        json["totals"]
+    );
+    let text = render_text(&report, &[]);
+    assert!(text.contains("  noncompliant: 3 -> unknown"), "{text}");
+    assert_eq!(drops_to_zero(&text), Vec::<&str>::new(), "{text}");
+    // The sections built from patch states say that they are incomplete.
+    assert!(
+        section(&text, "Patch groups").contains("could not read ssm:DescribeInstancePatchStates"),
+        "{text}"
+    );
+    assert!(
+        section(&text, "Changes since").contains("neither fixed nor newly non-compliant"),
+        "{text}"
+    );
+    assert_eq!(json["incomplete_sections"]["groups"]["status"], "partial");
+    assert_eq!(json["incomplete_sections"]["groups"]["instances"], 2);
+    // The web group (where the unread ones are) is unknown, db is known.
+    let group = |name: &str| {
+        json["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["patch_group"] == name).cloned())
+            .unwrap_or_else(|| panic!("no group {name}"))
+    };
+    assert!(group("web")["noncompliant"].is_null(), "{}", group("web"));
+    assert_eq!(group("db")["noncompliant"], 0, "{}", group("db"));
+}
+
+#[test]
+fn given_the_ec2_read_failed_then_no_metric_drops_to_0_and_every_section_says_unknown() {
+    let previous = previous_of_the_mixed_fleet();
+    let mut fleet = mixed_fleet();
+    // What gather has when DescribeInstances fails: no instances, so no patch
+    // states were asked for; the other reads worked.
+    fleet.instances.clear();
+    fleet.patch_states.clear();
+    fleet.gaps.push(DataGap {
+        source: "ec2:DescribeInstances".into(),
+        instance_ids: vec![],
+        error: "RequestLimitExceeded: Request limit exceeded.".into(),
+    });
+
+    let report = build_report(&fleet, &previous, now(), 7);
+
+    let json = json_of(&report);
+    for metric in [
+        "instances",
+        "running",
+        "stopped",
+        "stopped_stale",
+        "managed",
+        "online",
+        "connection_lost",
+        "unmanaged",
+        "compliant",
+        "noncompliant",
+        "missing_critical",
+        "missing_security",
+        "failed",
+        "pending_reboot",
+        "stale",
+        "not_scanned",
+        "association_compliant",
+        "association_noncompliant",
+    ] {
+        assert!(
+            json["totals"][metric].is_null(),
+            "{metric} is unknown, not a count: {}",
+            json["totals"]
+        );
+    }
+    let metrics = json["changes"]["metrics"].as_array().expect("metrics");
+    assert!(
+        metrics
+            .iter()
+            .any(|c| c["metric"] == "running" && c["before"] == 8),
+        "{metrics:?}"
+    );
+    for change in metrics {
+        assert!(change["after"].is_null(), "{change}");
+    }
+    assert!(
+        report.changes.fixed.is_empty(),
+        "{:?}",
+        report.changes.fixed
+    );
+    assert!(report.changes.newly_noncompliant.is_empty());
+    assert!(
+        report.groups.is_empty(),
+        "no group of zeros: {:?}",
+        report.groups
+    );
+    for section_name in [
+        "totals",
+        "groups",
+        "worst_instances",
+        "unmanaged",
+        "connection_lost",
+        "stopped",
+        "association_noncompliant",
+        "changes",
+    ] {
+        assert_eq!(
+            json["incomplete_sections"][section_name]["status"], "unknown",
+            "{section_name}: {}",
+            json["incomplete_sections"]
+        );
+    }
+
+    let text = render_text(&report, &[]);
+    assert!(text.contains("  running: 8 -> unknown"), "{text}");
+    assert!(text.contains("  noncompliant: 3 -> unknown"), "{text}");
+    assert_eq!(drops_to_zero(&text), Vec::<&str>::new(), "{text}");
+    let unknown = "unknown: could not read ec2:DescribeInstances";
+    for title in [
+        "Summary",
+        "Changes since",
+        "Patch groups",
+        "Worst instances",
+        "Not managed by SSM",
+        "SSM connection lost",
+        "Stopped",
+        "Association non-compliant",
+    ] {
+        assert!(section(&text, title).contains(unknown), "{title}:\n{text}");
+    }
+    assert!(
+        !section(&text, "Worst instances").contains("none"),
+        "{text}"
+    );
+    let html = render_html(&report);
+    let (page, _embedded_text) = html.split_once("<h2>Text report</h2>").expect("html");
+    assert!(page.contains(unknown), "{page}");
+    assert!(
+        subject(&report).starts_with("INCOMPLETE"),
+        "{}",
+        subject(&report)
+    );
+    assert!(
+        !subject(&report).contains(" 0 non-compliant"),
+        "{}",
+        subject(&report)
+    );
+}
+
+#[test]
+fn given_association_compliance_could_not_be_read_then_its_counts_are_unknown_not_0() {
+    let previous = previous_of_the_mixed_fleet();
+    let mut fleet = mixed_fleet();
+    fleet.associations.clear();
+    fleet.gaps.push(DataGap {
+        source: "ssm:ListResourceComplianceSummaries".into(),
+        instance_ids: vec![],
+        error: "ThrottlingException: Rate exceeded".into(),
+    });
+    let report = build_report(&fleet, &previous, now(), 7);
+    let json = json_of(&report);
+    assert!(json["totals"]["association_noncompliant"].is_null());
+    assert!(json["totals"]["association_compliant"].is_null());
+    assert_eq!(json["totals"]["noncompliant"], 3, "patching was read");
+    let text = render_text(&report, &[]);
+    assert!(
+        text.contains("  association_noncompliant: 1 -> unknown"),
+        "{text}"
+    );
+    assert_eq!(drops_to_zero(&text), Vec::<&str>::new(), "{text}");
+    assert!(
+        section(&text, "Association non-compliant")
+            .contains("unknown: could not read ssm:ListResourceComplianceSummaries"),
+        "{text}"
+    );
+    assert!(
+        section(&text, "Summary").contains("Associations: unknown"),
+        "{text}"
+    );
+}
+
+#[test]
+fn given_the_previous_summary_could_not_be_read_then_changes_are_unknown_not_a_first_report() {
+    let mut fleet = mixed_fleet();
+    fleet.gaps.push(DataGap {
+        source: "ssm:GetParameter /fleetops/compliance-reporter/previous".into(),
+        instance_ids: vec![],
+        error: "ThrottlingException: Rate exceeded".into(),
+    });
+    let report = build_report(&fleet, &Previous::default(), now(), 7);
+    let text = render_text(&report, &[]);
+    assert!(!text.contains("first report"), "{text}");
+    assert!(
+        text.contains("Changes: unknown: could not read ssm:GetParameter"),
+        "{text}"
+    );
+    assert_eq!(
+        json_of(&report)["incomplete_sections"]["changes"]["status"],
+        "unknown"
+    );
+}
+
+/// A fleet with stopped instances: web-stopped-1 never scanned, web-stopped-2
+/// scanned 30 days ago with critical patches missing, db-stopped scanned
+/// yesterday, and one stopped instance that is not managed by SSM.
+fn fleet_with_stopped_instances() -> FleetSnapshot {
+    let mut fleet = mixed_fleet();
+    fleet.instances.extend([
+        instance(
+            "i-00000000000000b1",
+            Some("web-stopped-1"),
+            "stopped",
+            Some("web"),
+        ),
+        instance(
+            "i-00000000000000b2",
+            Some("web-stopped-2"),
+            "stopped",
+            Some("web"),
+        ),
+        instance(
+            "i-00000000000000b3",
+            Some("db-stopped"),
+            "stopped",
+            Some("db"),
+        ),
+        instance(
+            "i-00000000000000b4",
+            Some("db-stopped-unmanaged"),
+            "stopped",
+            Some("db"),
+        ),
+    ]);
+    fleet.managed.extend([
+        agent("i-00000000000000b1", "ConnectionLost"),
+        agent("i-00000000000000b2", "ConnectionLost"),
+        agent("i-00000000000000b3", "ConnectionLost"),
+    ]);
+    fleet.patch_states.extend([
+        PatchState {
+            missing: 4,
+            critical_noncompliant: 4,
+            ..patched("i-00000000000000b2", "web", 30)
+        },
+        patched("i-00000000000000b3", "db", 1),
+    ]);
+    fleet
+}
+
+#[test]
+fn given_stopped_instances_then_a_missing_or_stale_scan_is_counted_per_group_and_never_noncompliant(
+) {
+    let report = build_report(
+        &fleet_with_stopped_instances(),
+        &Previous::default(),
+        now(),
+        7,
+    );
+    let json = json_of(&report);
+    let group = |name: &str| {
+        json["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["patch_group"] == name).cloned())
+            .unwrap_or_else(|| panic!("no group {name}"))
+    };
+    // web: the mixed fleet's batch (never scanned) + web-stopped-1 + web-stopped-2.
+    assert_eq!(group("web")["stopped"], 3, "{}", group("web"));
+    assert_eq!(group("web")["stopped_stale"], 3, "{}", group("web"));
+    // db: db-stopped is fresh, the unmanaged one has no scan at all.
+    assert_eq!(group("db")["stopped"], 2, "{}", group("db"));
+    assert_eq!(group("db")["stopped_stale"], 1, "{}", group("db"));
+    assert_eq!(json["totals"]["stopped_stale"], 4, "{}", json["totals"]);
+    // Still never non-compliant.
+    assert_eq!(json["totals"]["noncompliant"], 3, "{}", json["totals"]);
+    for id in [
+        "i-00000000000000b1",
+        "i-00000000000000b2",
+        "i-00000000000000b4",
+    ] {
+        assert_eq!(line_of(&report, id), None, "{id} is not a problem instance");
+    }
+    let text = render_text(&report, &[]);
+    assert!(
+        text.contains("4 stopped with no scan or a scan older than 7 days"),
+        "{text}"
+    );
+    assert!(
+        section(&text, "Patch groups").contains("STOP-STALE"),
+        "{text}"
+    );
+    let html = render_html(&report);
+    let (page, _) = html.split_once("<h2>Text report</h2>").expect("html");
+    assert!(page.contains("3 stopped with a stale scan"), "{page}");
+    // Kept for tomorrow's comparison.
+    let kept: Previous = serde_json::from_str(&Previous::from_report(&report)).expect("json");
+    assert_eq!(kept.totals.get("stopped_stale"), Some(&4));
+}
+
+#[test]
+fn given_a_stopped_instance_whose_patch_state_could_not_be_read_then_stopped_stale_is_unknown() {
+    let mut fleet = fleet_with_stopped_instances();
+    fleet
+        .patch_states
+        .retain(|s| s.instance_id != "i-00000000000000b3");
+    fleet.gaps.push(DataGap {
+        source: "ssm:DescribeInstancePatchStates".into(),
+        instance_ids: vec!["i-00000000000000b3".into()],
+        error: "ThrottlingException: Rate exceeded".into(),
+    });
+    let report = build_report(&fleet, &Previous::default(), now(), 7);
+    let json = json_of(&report);
+    let db = json["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["patch_group"] == "db").cloned())
+        .expect("db");
+    assert!(db["stopped_stale"].is_null(), "{db}");
+    assert_eq!(db["stopped"], 2);
+    assert_eq!(
+        db["noncompliant"], 1,
+        "running db instances were all read: {db}"
+    );
+    assert!(json["totals"]["stopped_stale"].is_null());
+}
+
+#[test]
+fn given_a_metric_the_previous_summary_does_not_have_then_it_is_not_shown_as_a_change_from_0() {
+    // A summary written before `stopped_stale` existed.
+    let mut previous = previous_of_the_mixed_fleet();
+    previous.totals.remove("stopped_stale");
+    let report = build_report(&fleet_with_stopped_instances(), &previous, now(), 7);
+    assert!(
+        !report
+            .changes
+            .metrics
+            .iter()
+            .any(|c| c.metric == "stopped_stale"),
+        "{:?}",
+        report.changes.metrics
+    );
+}
+
+#[test]
+fn given_any_report_then_the_sns_message_holds_one_text_and_one_json_copy() {
+    let report = build_report(&mixed_fleet(), &previous(), now(), 7);
+    let message = fit_message(&report, &[], SNS_MAX_BYTES);
+    let envelope: serde_json::Value = serde_json::from_str(&message.message).expect("envelope");
+    let keys: Vec<&str> = envelope
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["default", "email", "sms"], "{envelope}");
+    // Machine protocols (SQS, Lambda, HTTP/S, ...) get `default`: the JSON.
+    assert_eq!(envelope["default"], message.json.as_str());
+    assert_eq!(envelope["email"], message.text.as_str());
+    assert_eq!(envelope["sms"], message.subject.as_str());
+    let one_copy_each = serde_json::to_string(&message.text).expect("text").len()
+        + serde_json::to_string(&message.json).expect("json").len();
+    assert!(
+        message.bytes() < one_copy_each + 200 + message.subject.len(),
+        "{} bytes for {one_copy_each} of report",
+        message.bytes()
+    );
 }

@@ -208,7 +208,11 @@ async fn given_a_valid_document_then_a_tick_stops_and_marks_through_the_sdk() {
         .then_output(|| StopInstancesOutput::builder().build());
     let tag = mock!(aws_sdk_ec2::Client::create_tags)
         .match_requests(|r| {
-            r.resources() == ["i-1"] && r.tags()[0].value() == Some("2026-11-26T18:00:00Z")
+            // `<instant> <digest> <schedule>`.
+            r.resources() == ["i-1"]
+                && r.tags()[0].value().is_some_and(|v| {
+                    v.starts_with("2026-11-26T18:00:00Z ") && v.ends_with(" office")
+                })
         })
         .then_output(|| aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build());
     let ssm = mock_client!(aws_sdk_ssm, [&parameter]);

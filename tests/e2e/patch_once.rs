@@ -142,6 +142,10 @@ async fn given_an_unmanaged_fallback_instance_then_the_run_succeeds_and_skips_on
     fleet.instance(&[("Patch Group", "web")], true).await;
     let managed = fleet.instance(&[("PatchGroup", "web")], true).await;
     let unmanaged = fleet.instance(&[("PatchGroup", "web")], false).await;
+    // A blank `Patch Group` is no patch group: the fallback tag decides.
+    let blank = fleet
+        .instance(&[("Patch Group", ""), ("PatchGroup", "web")], true)
+        .await;
     let function = fleet.function(&[]);
     let output = function
         .invoke(&event("patch-dispatcher-scheduled-install.json"))
@@ -152,7 +156,12 @@ async fn given_an_unmanaged_fallback_instance_then_the_run_succeeds_and_skips_on
         Some(2),
         "{output}"
     );
-    assert_eq!(output["commands"][1]["instance_ids"], json!([managed]));
+    let mut fallback: Vec<String> =
+        serde_json::from_value(output["commands"][1]["instance_ids"].clone()).unwrap_or_default();
+    fallback.sort();
+    let mut expected = vec![managed.clone(), blank.clone()];
+    expected.sort();
+    assert_eq!(fallback, expected, "{output}");
     let skipped = output["skipped"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["instance_id"] == json!(unmanaged)))

@@ -176,10 +176,12 @@ impl Fleet {
             &s.db_stale,
             json!({"OperationStartTime": month_ago - 60, "OperationEndTime": month_ago}),
         );
-        // Missing patches on a stopped instance must not make it non-compliant.
+        // Missing patches on a stopped instance must not make it non-compliant;
+        // its month-old scan is patch debt (`stopped_stale`).
         self.patch_state(
             &s.stopped,
-            json!({"MissingCount": 9, "CriticalNonCompliantCount": 9}),
+            json!({"MissingCount": 9, "CriticalNonCompliantCount": 9,
+                   "OperationStartTime": month_ago - 60, "OperationEndTime": month_ago}),
         );
         self.patch_state(&terminated, json!({"FailedCount": 4}));
         self.association(&s.web_ok, ComplianceStatus::Compliant)
@@ -403,8 +405,19 @@ async fn given_a_mixed_fleet_when_the_nightly_report_runs_then_the_sqs_subscribe
     }
     assert!(!worst.contains(&s.stopped.as_str()) && !worst.contains(&s.web_ok.as_str()));
     assert_eq!(report["stopped"][0]["instance_id"], json!(s.stopped));
+    assert_eq!(totals["stopped_stale"], json!(1), "{totals}");
+    let web = report["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["patch_group"] == "web"))
+        .expect("web");
+    assert_eq!(
+        (&web["stopped"], &web["stopped_stale"]),
+        (&json!(1), &json!(1)),
+        "{web}"
+    );
 
-    // The e-mail text went to the email/default entries of the same publish.
+    // One copy of each: the e-mail text under `email`, the JSON under
+    // `default` (which SQS, Lambda and HTTP/S subscribers get).
     let published = fleet
         .emulator
         .control("GET", "/_fleetops/sns/messages", None);
@@ -416,7 +429,10 @@ async fn given_a_mixed_fleet_when_the_nightly_report_runs_then_the_sqs_subscribe
     .expect("structure");
     let text = message["email"].as_str().expect("email text");
     println!("{text}");
-    assert_eq!(message["default"], message["email"]);
+    let keys: Vec<&String> = message.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["default", "email", "sms"], "{message}");
+    assert_eq!(message["default"], n["Message"], "SQS got `default`");
+    assert_eq!(message["sms"], n["Subject"]);
     assert!(
         line_with(text, "web-critical").contains("2 critical"),
         "{text}"
@@ -633,12 +649,12 @@ async fn given_throttled_patch_states_that_never_recover_then_the_report_says_wh
         .is_some_and(|s| s.starts_with("INCOMPLETE")));
     let report: Value =
         serde_json::from_str(notifications[0]["Message"].as_str().expect("message")).expect("JSON");
-    assert_eq!(
-        report["totals"]["noncompliant"],
-        json!(0),
-        "no wrong counts: {}",
+    assert!(
+        report["totals"]["noncompliant"].is_null(),
+        "unknown, not 0: {}",
         report["totals"]
     );
+    assert!(output["noncompliant"].is_null(), "{output}");
     assert!(report["gaps"][0]["error"]
         .as_str()
         .is_some_and(|e| e.contains("ThrottlingException")));
@@ -736,5 +752,371 @@ async fn given_5_percent_503s_then_every_report_is_right_or_says_which_data_is_m
     assert!(
         faults_fired(&fleet.emulator) >= 3,
         "the faults did fire ({runs} runs)"
+    );
+}
+
+impl Fleet {
+    /// `count` running instances with these tags, in one RunInstances call.
+    async fn launch_many(&self, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
+        let spec = tags.iter().fold(
+            TagSpecification::builder().resource_type(ResourceType::Instance),
+            |spec, (k, v)| spec.tags(Tag::builder().key(*k).value(*v).build()),
+        );
+        let output = self
+            .ec2
+            .run_instances()
+            .image_id("ami-760aaa0f")
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(count)
+            .max_count(count)
+            .tag_specifications(spec.build())
+            .send()
+            .await
+            .expect("run instances");
+        output
+            .instances()
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect()
+    }
+
+    /// The last publish: (subject, e-mail text, bytes of the message).
+    fn last_published(&self) -> (String, String, u64) {
+        let published = self
+            .emulator
+            .control("GET", "/_fleetops/sns/messages", None);
+        let last = published["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .cloned()
+            .expect("a published message");
+        let envelope: Value =
+            serde_json::from_str(last["message"].as_str().expect("message")).expect("structure");
+        (
+            last["subject"].as_str().unwrap_or_default().to_string(),
+            envelope["email"].as_str().unwrap_or_default().to_string(),
+            last["bytes"].as_u64().unwrap_or(0),
+        )
+    }
+
+    /// The one report waiting in the queue, as the SQS subscriber gets it
+    /// (taken off the queue, so the next run's report is the next one).
+    async fn take_report(&self, queue_url: &str) -> Value {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .expect("receive");
+        let messages = output.messages();
+        assert_eq!(messages.len(), 1, "one report per run: {messages:?}");
+        if let Some(handle) = messages[0].receipt_handle() {
+            self.sqs
+                .delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .expect("delete");
+        }
+        let notification: Value =
+            serde_json::from_str(messages[0].body().unwrap_or_default()).expect("notification");
+        serde_json::from_str(notification["Message"].as_str().expect("message"))
+            .expect("the SQS subscriber gets the JSON report")
+    }
+
+    fn faults(&self, rules: Value) {
+        self.emulator.control(
+            "POST",
+            "/_fleetops/faults",
+            Some(&json!({ "rules": rules })),
+        );
+    }
+}
+
+fn ids_of(value: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// The text lines from the section starting with `title` to the next blank line.
+fn text_section(text: &str, title: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with(title))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(!lines.is_empty(), "no section {title:?} in:\n{text}");
+    lines.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_failed_patch_state_batch_and_then_a_failed_ec2_read_then_nothing_is_fixed_from_missing_data_and_nothing_drops_to_0(
+) {
+    // Given the mixed fleet and 60 more web instances, every one of them missing
+    // a critical patch: 68 managed instances, two patch-state batches.
+    let fleet = Fleet::new().await;
+    let s = fleet.seed().await;
+    let extra = fleet.launch_many(60, &[("Patch Group", "web")]).await;
+    for id in &extra {
+        fleet.agent(id, "Online");
+        fleet.patch_state(
+            id,
+            json!({"MissingCount": 1, "CriticalNonCompliantCount": 1,
+                   "OperationEndTime": jiff::Timestamp::now().to_string()}),
+        );
+    }
+    let (topic_arn, queue_url) = fleet.topic_with_queue().await;
+    let function = fleet.emulator.start_function_with_timeout(
+        "compliance-reporter",
+        REGION,
+        &[("REPORT_TOPIC_ARN", &topic_arn)],
+        120,
+    );
+    let first = function.invoke(&nightly_now()).output().clone();
+    assert_eq!(first["complete"], json!(true), "{first}");
+    assert_eq!(first["noncompliant"], json!(63), "{first}");
+    assert_eq!(first["previous_saved"], json!(true), "{first}");
+    let yesterday = fleet.take_report(&queue_url).await;
+    let mut was_noncompliant: Vec<String> = yesterday["worst_instances"]
+        .as_array()
+        .expect("worst")
+        .iter()
+        .filter(|l| l["standing"] == "non_compliant")
+        .filter_map(|l| l["instance_id"].as_str().map(str::to_string))
+        .collect();
+    was_noncompliant.sort();
+    assert_eq!(was_noncompliant.len(), 63);
+
+    // Everything gets fixed, and then one patch-state batch fails for good
+    // (an error the SDK does not retry, so exactly one call fails).
+    for id in extra
+        .iter()
+        .chain([&s.web_critical, &s.web_reboot, &s.db_failed])
+    {
+        fleet.patch_state(
+            id,
+            json!({"MissingCount": 0, "CriticalNonCompliantCount": 0,
+                   "SecurityNonCompliantCount": 0, "FailedCount": 0,
+                   "InstalledPendingRebootCount": 0}),
+        );
+    }
+    fleet.faults(
+        json!([{"service": "ssm", "operation": "DescribeInstancePatchStates",
+                         "error": "AccessDeniedException", "max_count": 1}]),
+    );
+    let second = function.invoke(&nightly_now()).output().clone();
+    println!("second: {second}");
+    assert_eq!(second["complete"], json!(false), "{second}");
+    assert_eq!(second["previous_saved"], json!(false), "{second}");
+    let (subject, text, _) = fleet.last_published();
+    let report = fleet.take_report(&queue_url).await;
+    println!("{text}");
+    assert!(subject.starts_with("INCOMPLETE"), "{subject}");
+    let gaps = report["gaps"].as_array().expect("gaps");
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0]["source"], "ssm:DescribeInstancePatchStates");
+    let unread = ids_of(&gaps[0]["instance_ids"]);
+    assert!(!unread.is_empty() && unread.len() <= 50, "{unread:?}");
+    // Then only instances read this time are fixed; the unread ones are neither.
+    let expected_fixed: Vec<String> = was_noncompliant
+        .iter()
+        .filter(|id| !unread.contains(id))
+        .cloned()
+        .collect();
+    assert!(
+        !expected_fixed.is_empty() && expected_fixed.len() < was_noncompliant.len(),
+        "both batches held non-compliant instances"
+    );
+    let changes = &report["changes"];
+    assert_eq!(ids_of(&changes["fixed"]), expected_fixed, "{changes}");
+    assert_eq!(ids_of(&changes["newly_noncompliant"]), Vec::<String>::new());
+    // No metric drops to 0: what depends on the unread states is unknown.
+    assert!(
+        second["noncompliant"].is_null(),
+        "unknown, not a count: {second}"
+    );
+    for change in changes["metrics"].as_array().expect("metrics") {
+        assert!(
+            change["after"] != json!(0) || change["before"] == json!(0),
+            "a drop to 0: {change}"
+        );
+    }
+    assert!(changes["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .any(|c| c["metric"] == "noncompliant" && c["before"] == 63 && c["after"].is_null()));
+    assert!(
+        report["totals"]["noncompliant"].is_null(),
+        "{}",
+        report["totals"]
+    );
+    assert_eq!(report["totals"]["running"], json!(68), "EC2 was read");
+    assert!(text.contains("  noncompliant: 63 -> unknown"), "{text}");
+    assert_eq!(report["incomplete_sections"]["groups"]["status"], "partial");
+    assert!(
+        text_section(&text, "Patch groups")
+            .contains("could not read ssm:DescribeInstancePatchStates"),
+        "{text}"
+    );
+
+    // And then the EC2 read fails for good (8 throttled attempts of one call).
+    fleet.faults(json!([{"service": "ec2", "operation": "DescribeInstances",
+                         "error": "RequestLimitExceeded", "max_count": 8}]));
+    fleet.emulator.reset_calls();
+    let third = function.invoke(&nightly_now()).output().clone();
+    println!("third: {third}");
+    assert_eq!(
+        fleet.emulator.calls().get("ec2:DescribeInstances"),
+        Some(&8)
+    );
+    assert_eq!(third["complete"], json!(false), "{third}");
+    assert_eq!(
+        third["missing_data"],
+        json!(["ec2:DescribeInstances"]),
+        "{third}"
+    );
+    assert!(
+        third["instances"].is_null() && third["noncompliant"].is_null(),
+        "{third}"
+    );
+    let (subject, text, _) = fleet.last_published();
+    let report = fleet.take_report(&queue_url).await;
+    println!("{text}");
+    assert!(subject.starts_with("INCOMPLETE"), "{subject}");
+    let changes = &report["changes"];
+    assert_eq!(ids_of(&changes["fixed"]), Vec::<String>::new(), "{changes}");
+    assert_eq!(ids_of(&changes["newly_noncompliant"]), Vec::<String>::new());
+    let metrics = changes["metrics"].as_array().expect("metrics");
+    assert!(!metrics.is_empty(), "{changes}");
+    for change in metrics {
+        assert!(change["after"].is_null(), "unknown, not a count: {change}");
+    }
+    for metric in [
+        "instances",
+        "running",
+        "stopped",
+        "noncompliant",
+        "unmanaged",
+    ] {
+        assert!(
+            report["totals"][metric].is_null(),
+            "{metric}: {}",
+            report["totals"]
+        );
+    }
+    assert!(text.contains("  running: 68 -> unknown"), "{text}");
+    assert!(!text.contains(" -> 0 ("), "{text}");
+    for title in [
+        "Summary",
+        "Patch groups",
+        "Worst instances",
+        "Not managed by SSM",
+        "Stopped",
+    ] {
+        assert!(
+            text_section(&text, title).contains("unknown: could not read ec2:DescribeInstances"),
+            "{title}:\n{text}"
+        );
+    }
+    for section in ["groups", "worst_instances", "stopped", "totals"] {
+        assert_eq!(
+            report["incomplete_sections"][section]["status"], "unknown",
+            "{section}: {}",
+            report["incomplete_sections"]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_blank_patch_group_tag_and_patchgroup_web_then_the_report_counts_the_instance_in_web(
+) {
+    let fleet = Fleet::new().await;
+    let ids = fleet
+        .launch_many(
+            1,
+            &[
+                ("Name", "app-1"),
+                ("Patch Group", ""),
+                ("PatchGroup", "web"),
+            ],
+        )
+        .await;
+    // Managed, never scanned: the group can only come from the tags.
+    fleet.agent(&ids[0], "Online");
+    let (topic_arn, queue_url) = fleet.topic_with_queue().await;
+    let function = fleet.start_function(&[("REPORT_TOPIC_ARN", &topic_arn)]);
+    let output = function.invoke(&nightly_now()).output().clone();
+    assert_eq!(output["complete"], json!(true), "{output}");
+    let (_, text, _) = fleet.last_published();
+    let report = fleet.take_report(&queue_url).await;
+    let groups: Vec<&str> = report["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(|g| g["patch_group"].as_str())
+        .collect();
+    assert_eq!(groups, ["web"], "{}", report["groups"]);
+    assert_eq!(report["worst_instances"][0]["patch_group"], "web");
+    assert!(line_with(&text, "app-1").contains("web"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_fleet_too_big_for_one_message_then_the_published_message_stays_within_256_kib() {
+    // 1,000 instances without an SSM agent: each is a problem line and an
+    // unmanaged line, far more than 256 KiB in full.
+    let fleet = Fleet::new().await;
+    let name = "a-rather-long-instance-name-for-a-big-fleet-of-unmanaged-servers";
+    let ids = fleet
+        .launch_many(1000, &[("Name", name), ("Patch Group", "web")])
+        .await;
+    assert_eq!(ids.len(), 1000);
+    let (topic_arn, queue_url) = fleet.topic_with_queue().await;
+    let function = fleet.start_function(&[("REPORT_TOPIC_ARN", &topic_arn)]);
+    let output = function.invoke(&nightly_now()).output().clone();
+    println!("{output}");
+    assert!(output["message_id"].is_string(), "published: {output}");
+    let kept = output["kept_per_list"].as_u64().expect("summarised");
+    assert!(kept > 0 && kept < 1000, "{output}");
+    let (_, text, bytes) = fleet.last_published();
+    assert!(bytes <= 262_144, "{bytes}");
+    assert_eq!(output["bytes"], json!(bytes));
+    assert!(
+        text.contains(&format!("  ... and {} more", 1000 - kept)),
+        "{text}"
+    );
+    // One copy of the text and one of the JSON: `email` and `default`.
+    let published = fleet
+        .emulator
+        .control("GET", "/_fleetops/sns/messages", None);
+    let envelope: Value = serde_json::from_str(
+        published["messages"][0]["message"]
+            .as_str()
+            .expect("message"),
+    )
+    .expect("structure");
+    let keys: Vec<&String> = envelope.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["default", "email", "sms"]);
+    // The two copies share the budget, so most of it is used.
+    assert!(bytes > 200_000, "{bytes}");
+    let report = fleet.take_report(&queue_url).await;
+    assert_eq!(report["type"], "fleetops.compliance-report");
+    assert_eq!(
+        report["omitted"]["worst_instances"],
+        json!(1000 - kept),
+        "{}",
+        report["omitted"]
     );
 }

@@ -285,10 +285,11 @@ pub async fn instances_tagged_only_patchgroup(
             source,
         })?;
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-            let has_primary = instance
-                .tags()
-                .iter()
-                .any(|t| t.key() == Some("Patch Group"));
+            // A blank `Patch Group` does not count (as `patch_group` reads
+            // tags), and `tag:Patch Group=<group>` does not reach it either.
+            let has_primary = instance.tags().iter().any(|t| {
+                t.key() == Some("Patch Group") && t.value().is_some_and(|v| !v.trim().is_empty())
+            });
             if let (false, Some(id)) = (has_primary, instance.instance_id()) {
                 ids.push(id.to_string());
             }

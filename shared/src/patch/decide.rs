@@ -71,18 +71,9 @@ fn uuid_v5(namespace: &uuid::Uuid, name: &[u8]) -> uuid::Uuid {
     uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
-/// The patch group of an instance from its tags: `Patch Group`, else `PatchGroup`.
-pub fn patch_group<'a>(
-    tags: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
-) -> Option<String> {
-    let find = |key: &str| {
-        tags.clone()
-            .into_iter()
-            .find(|(k, v)| *k == key && !v.trim().is_empty())
-            .map(|(_, v)| v.to_string())
-    };
-    find("Patch Group").or_else(|| find("PatchGroup"))
-}
+/// The patch group of an instance from its tags (`Patch Group`, else
+/// `PatchGroup`, blank values ignored): the one lookup the reporter uses too.
+pub use crate::tags::patch_group;
 
 /// What a launch event asks for, before looking at the instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,6 +246,11 @@ mod tests {
         assert_eq!(patch_group([("PatchGroup", "b")]), Some("b".into()));
         assert_eq!(patch_group([("patch group", "a")]), None);
         assert_eq!(patch_group([("Patch Group", " ")]), None);
+        assert_eq!(
+            patch_group([("Patch Group", ""), ("PatchGroup", "web")]),
+            Some("web".into()),
+            "a blank Patch Group falls back, as in the reporter"
+        );
     }
 
     fn launch(hook: &str, origin: &str, destination: &str) -> LaunchDetail {

@@ -1,12 +1,17 @@
 //! The report itself: a pure function of the snapshot, the previous summary
-//! and "now".
+//! and "now". Data that could not be read is never counted as something it
+//! is not: counts built from it are unknown (`None`), the sections built from
+//! it say so (`incomplete_sections`), and changes only compare what was read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::snapshot::{DataGap, FleetSnapshot, PatchState, SOURCE_INSTANCE_INFORMATION};
+use super::snapshot::{
+    DataGap, FleetSnapshot, PatchState, SOURCE_ASSOCIATIONS, SOURCE_INSTANCES,
+    SOURCE_INSTANCE_INFORMATION, SOURCE_PATCH_GROUPS, SOURCE_PREVIOUS,
+};
 
 /// The group name used for instances without a patch group.
 pub const NO_GROUP: &str = "(no patch group)";
@@ -68,33 +73,40 @@ pub struct InstanceLine {
     pub score: u64,
 }
 
-/// Counts, fleet-wide or per patch group.
+/// Counts, fleet-wide or per patch group. `None` (JSON `null`) is unknown:
+/// some of the data it is counted from could not be read this time. It is
+/// never replaced by a count of what happened to be read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Running (or pending) instances: the ones assessed.
-    pub running: u64,
-    pub compliant: u64,
-    pub noncompliant: u64,
-    pub missing_critical: u64,
-    pub missing_security: u64,
-    pub failed: u64,
-    pub pending_reboot: u64,
-    pub stale: u64,
-    pub not_scanned: u64,
-    pub unknown: u64,
-    pub stopped: u64,
+    pub running: Option<u64>,
+    pub compliant: Option<u64>,
+    pub noncompliant: Option<u64>,
+    pub missing_critical: Option<u64>,
+    pub missing_security: Option<u64>,
+    pub failed: Option<u64>,
+    pub pending_reboot: Option<u64>,
+    pub stale: Option<u64>,
+    pub not_scanned: Option<u64>,
+    /// Running instances that could not be assessed: not managed by SSM, or
+    /// their data could not be read.
+    pub unknown: Option<u64>,
+    pub stopped: Option<u64>,
+    /// Stopped instances whose last patch scan is missing or older than
+    /// `stale_after_days`: patch debt, never counted as non-compliant.
+    pub stopped_stale: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetTotals {
     /// All instances that are not terminated.
-    pub instances: u64,
-    pub managed: u64,
-    pub online: u64,
-    pub connection_lost: u64,
-    pub unmanaged: u64,
-    pub association_compliant: u64,
-    pub association_noncompliant: u64,
+    pub instances: Option<u64>,
+    pub managed: Option<u64>,
+    pub online: Option<u64>,
+    pub connection_lost: Option<u64>,
+    pub unmanaged: Option<u64>,
+    pub association_compliant: Option<u64>,
+    pub association_noncompliant: Option<u64>,
     /// Running/stopped and the patch standing (flattened: `totals.running`,
     /// `totals.noncompliant`, ...).
     #[serde(flatten)]
@@ -104,10 +116,12 @@ pub struct FleetTotals {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupReport {
     pub patch_group: String,
-    /// The baseline registered to the group; none: the OS default baseline.
+    /// The baseline registered to the group; none: the OS default baseline
+    /// (or unknown, when the `groups` section says baselines could not be read).
     pub baseline_id: Option<String>,
-    /// Every running instance of the group is compliant.
-    pub group_compliant: bool,
+    /// Every running instance of the group is compliant; none: unknown (no
+    /// instance is known to be a problem, but some could not be assessed).
+    pub group_compliant: Option<bool>,
     #[serde(flatten)]
     pub counts: Counts,
 }
@@ -123,18 +137,55 @@ pub struct InstanceRef {
 pub struct Change {
     pub metric: String,
     pub before: u64,
-    pub after: u64,
+    /// None: unknown this time (its source could not be read), not a drop.
+    pub after: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changes {
-    /// When the previous report was built; none: this is the first report.
+    /// When the previous report was built; none: this is the first report
+    /// (or the previous one could not be read: see `incomplete_sections`).
     pub since: Option<String>,
     pub metrics: Vec<Change>,
     /// Non-compliant now, not in the previous report.
     pub newly_noncompliant: Vec<String>,
-    /// Non-compliant in the previous report, not any more.
+    /// Non-compliant in the previous report, and now read and compliant (or
+    /// terminated). An instance whose data is missing is never fixed.
     pub fixed: Vec<String>,
+}
+
+/// How much of a report section could be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coverage {
+    /// Nothing: the section's source could not be read.
+    Unknown,
+    /// Part of it (see `SectionGap::instances`).
+    Partial,
+}
+
+/// A report section whose data could not all be read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionGap {
+    pub status: Coverage,
+    /// What could not be read (`DataGap::source`s).
+    pub sources: Vec<String>,
+    /// Instances whose data is missing from the section, when it is per instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u64>,
+}
+
+/// Names of the sections in `ComplianceReport::incomplete_sections` (the
+/// report's JSON keys).
+pub mod section {
+    pub const TOTALS: &str = "totals";
+    pub const GROUPS: &str = "groups";
+    pub const WORST_INSTANCES: &str = "worst_instances";
+    pub const UNMANAGED: &str = "unmanaged";
+    pub const CONNECTION_LOST: &str = "connection_lost";
+    pub const STOPPED: &str = "stopped";
+    pub const ASSOCIATION_NONCOMPLIANT: &str = "association_noncompliant";
+    pub const CHANGES: &str = "changes";
 }
 
 /// The whole report. Lists are complete here; rendering may summarise them.
@@ -155,9 +206,117 @@ pub struct ComplianceReport {
     pub association_noncompliant: Vec<InstanceRef>,
     pub changes: Changes,
     pub gaps: Vec<DataGap>,
+    /// The sections (by JSON key, see [`section`]) whose source could not be
+    /// read, wholly or in part; a section not listed is complete.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub incomplete_sections: BTreeMap<String, SectionGap>,
     /// Items left out of each list by rendering (list name → count).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub omitted: BTreeMap<String, usize>,
+}
+
+impl ComplianceReport {
+    /// What the report says about `name` (a [`section`]), when incomplete.
+    pub fn section_gap(&self, name: &str) -> Option<&SectionGap> {
+        self.incomplete_sections.get(name)
+    }
+
+    /// True when nothing of section `name` could be read.
+    pub fn section_unknown(&self, name: &str) -> bool {
+        self.section_gap(name)
+            .is_some_and(|g| g.status == Coverage::Unknown)
+    }
+}
+
+/// Counting while the report is built; [`Tally::counts`] turns it into
+/// [`Counts`], unknown where instances could not be read.
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    running: u64,
+    compliant: u64,
+    noncompliant: u64,
+    missing_critical: u64,
+    missing_security: u64,
+    failed: u64,
+    pending_reboot: u64,
+    stale: u64,
+    not_scanned: u64,
+    unknown: u64,
+    stopped: u64,
+    stopped_stale: u64,
+    /// Running instances whose data could not be read.
+    running_unread: u64,
+    /// Stopped instances whose patch state could not be read.
+    stopped_unread: u64,
+}
+
+impl Tally {
+    fn counts(&self) -> Counts {
+        let patch = |n: u64| (self.running_unread == 0).then_some(n);
+        Counts {
+            running: Some(self.running),
+            compliant: patch(self.compliant),
+            noncompliant: patch(self.noncompliant),
+            missing_critical: patch(self.missing_critical),
+            missing_security: patch(self.missing_security),
+            failed: patch(self.failed),
+            pending_reboot: patch(self.pending_reboot),
+            stale: patch(self.stale),
+            not_scanned: patch(self.not_scanned),
+            unknown: Some(self.unknown),
+            stopped: Some(self.stopped),
+            stopped_stale: (self.stopped_unread == 0).then_some(self.stopped_stale),
+        }
+    }
+
+    /// Known false as soon as one assessed instance is not compliant; known
+    /// true only when every running instance was read and is compliant.
+    fn all_compliant(&self) -> Option<bool> {
+        let assessed = self.running.saturating_sub(self.running_unread);
+        if assessed > self.compliant {
+            Some(false)
+        } else if self.running_unread > 0 {
+            None
+        } else {
+            Some(true)
+        }
+    }
+}
+
+/// Fleet-wide counts that are not per group.
+#[derive(Clone, Debug, Default)]
+struct FleetTally {
+    instances: u64,
+    managed: u64,
+    online: u64,
+    connection_lost: u64,
+    unmanaged: u64,
+    association_compliant: u64,
+    association_noncompliant: u64,
+}
+
+/// Records that `name` misses `sources` (merging with what is there).
+fn mark(
+    sections: &mut BTreeMap<String, SectionGap>,
+    name: &str,
+    status: Coverage,
+    sources: &[String],
+    instances: Option<u64>,
+) {
+    let entry = sections.entry(name.to_string()).or_insert(SectionGap {
+        status,
+        sources: Vec::new(),
+        instances: None,
+    });
+    if status == Coverage::Unknown {
+        entry.status = Coverage::Unknown;
+    }
+    for source in sources {
+        if !entry.sources.contains(source) {
+            entry.sources.push(source.clone());
+        }
+    }
+    entry.instances = entry.instances.max(instances);
 }
 
 fn is_stopped(state: &str) -> bool {
@@ -189,7 +348,7 @@ fn score(line: &InstanceLine) -> u64 {
         + u64::from(line.pending_reboot) * 50
 }
 
-/// Builds the report. `stale_after` is how old a scan may be.
+/// Builds the report. `stale_after_days` is how old a scan may be.
 pub fn build_report(
     snapshot: &FleetSnapshot,
     previous: &Previous,
@@ -197,6 +356,24 @@ pub fn build_report(
     stale_after_days: u32,
 ) -> ComplianceReport {
     let stale_after = SignedDuration::from_hours(i64::from(stale_after_days) * 24);
+    let sources_of = |source: &str| -> Vec<String> {
+        let mut names: Vec<String> = snapshot
+            .gaps
+            .iter()
+            .filter(|g| g.is(source))
+            .map(|g| g.source.clone())
+            .collect();
+        names.dedup();
+        names
+    };
+    let failed = |source: &str| snapshot.gaps.iter().any(|g| g.is(source));
+    let instances_known = !failed(SOURCE_INSTANCES);
+    // Without the agent list, nobody can be called unmanaged.
+    let management_known = !failed(SOURCE_INSTANCE_INFORMATION);
+    let associations_known = !failed(SOURCE_ASSOCIATIONS);
+    let baselines_known = !failed(SOURCE_PATCH_GROUPS);
+    let previous_known = !failed(SOURCE_PREVIOUS);
+
     let managed: HashMap<&str, &str> = snapshot
         .managed
         .iter()
@@ -217,27 +394,28 @@ pub fn build_report(
         .iter()
         .flat_map(|g| g.instance_ids.iter().map(String::as_str))
         .collect();
-    // Without the agent list, nobody can be called unmanaged.
-    let management_known = !snapshot
-        .gaps
-        .iter()
-        .any(|g| g.source == SOURCE_INSTANCE_INFORMATION);
     let associations: HashMap<&str, bool> = snapshot
         .associations
         .iter()
         .map(|a| (a.resource_id.as_str(), a.compliant))
         .collect();
 
-    let mut totals = FleetTotals::default();
-    let mut groups: BTreeMap<String, Counts> = BTreeMap::new();
-    for group in baselines.keys() {
-        groups.entry((*group).to_string()).or_default();
+    let mut fleet = FleetTally::default();
+    let mut totals = Tally::default();
+    let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
+    if instances_known {
+        for group in baselines.keys() {
+            groups.entry((*group).to_string()).or_default();
+        }
     }
     let mut lines = Vec::new();
     let mut unmanaged = Vec::new();
     let mut connection_lost = Vec::new();
     let mut stopped = Vec::new();
     let mut association_noncompliant = Vec::new();
+    // For the changes: instances listed now, and those read and compliant.
+    let mut present: BTreeSet<&str> = BTreeSet::new();
+    let mut compliant_now: BTreeSet<&str> = BTreeSet::new();
 
     let mut instances: Vec<_> = snapshot
         .instances
@@ -247,44 +425,60 @@ pub fn build_report(
     instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
     for instance in instances {
         let id = instance.instance_id.as_str();
+        present.insert(id);
         let reference = InstanceRef {
             instance_id: id.to_string(),
             name: instance.name.clone(),
         };
         let state = states.get(id).copied();
-        let group_name = state
-            .and_then(|s| s.patch_group.clone())
-            .or_else(|| instance.patch_group.clone())
+        // The tags decide, as for the dispatcher; the group SSM recorded with
+        // the last scan only when the instance has no patch-group tag.
+        let group_name = instance
+            .patch_group
+            .clone()
+            .or_else(|| state.and_then(|s| s.patch_group.clone()))
             .unwrap_or_else(|| NO_GROUP.to_string());
         let counts = groups.entry(group_name.clone()).or_default();
-        totals.instances += 1;
+        let mut add = |f: fn(&mut Tally)| {
+            f(counts);
+            f(&mut totals);
+        };
+        fleet.instances += 1;
         if is_stopped(&instance.state) {
-            totals.patch.stopped += 1;
-            counts.stopped += 1;
+            add(|c| c.stopped += 1);
+            // Patch states were not asked for when the agent list is unknown.
+            if unreadable.contains(id) || !management_known {
+                add(|c| c.stopped_unread += 1);
+            } else if state
+                .and_then(|s| s.operation_end_time)
+                .is_none_or(|end| now.duration_since(end) > stale_after)
+            {
+                add(|c| c.stopped_stale += 1);
+            }
             stopped.push(reference);
             continue;
         }
         let ping = managed.get(id).map(|p| (*p).to_string());
         match ping.as_deref() {
             Some(status) => {
-                totals.managed += 1;
+                fleet.managed += 1;
                 if status == "ConnectionLost" {
-                    totals.connection_lost += 1;
+                    fleet.connection_lost += 1;
                     connection_lost.push(reference.clone());
                 } else if status == "Online" {
-                    totals.online += 1;
+                    fleet.online += 1;
                 }
             }
             None if management_known => {
-                totals.unmanaged += 1;
+                fleet.unmanaged += 1;
                 unmanaged.push(reference.clone());
             }
             None => {}
         }
         match associations.get(id) {
-            Some(true) => totals.association_compliant += 1,
+            Some(true) => fleet.association_compliant += 1,
             Some(false) => {
-                totals.association_noncompliant += 1;
+                fleet.association_noncompliant += 1;
                 association_noncompliant.push(reference.clone());
             }
             None => {}
@@ -337,18 +531,20 @@ pub fn build_report(
                 Some(true) => Standing::Compliant,
             }
         };
-        counts.running += 1;
-        totals.patch.running += 1;
-        let mut add = |f: fn(&mut Counts)| {
-            f(counts);
-            f(&mut totals.patch);
-        };
+        add(|c| c.running += 1);
         match line.standing {
-            Standing::Compliant => add(|c| c.compliant += 1),
+            Standing::Compliant => {
+                add(|c| c.compliant += 1);
+                compliant_now.insert(id);
+            }
             Standing::NonCompliant => add(|c| c.noncompliant += 1),
             Standing::Stale => add(|c| c.stale += 1),
             Standing::NotScanned => add(|c| c.not_scanned += 1),
-            Standing::Unknown | Standing::Unmanaged => add(|c| c.unknown += 1),
+            Standing::Unmanaged => add(|c| c.unknown += 1),
+            Standing::Unknown => add(|c| {
+                c.unknown += 1;
+                c.running_unread += 1;
+            }),
             Standing::Stopped => {}
         }
         if line.standing != Standing::Unknown {
@@ -398,30 +594,140 @@ pub fn build_report(
             .then_with(|| a.instance_id.cmp(&b.instance_id))
     });
 
+    let known = |ok: bool, n: u64| (instances_known && ok).then_some(n);
+    let fleet_totals = FleetTotals {
+        instances: known(true, fleet.instances),
+        managed: known(management_known, fleet.managed),
+        online: known(management_known, fleet.online),
+        connection_lost: known(management_known, fleet.connection_lost),
+        unmanaged: known(management_known, fleet.unmanaged),
+        association_compliant: known(associations_known, fleet.association_compliant),
+        association_noncompliant: known(associations_known, fleet.association_noncompliant),
+        patch: if instances_known {
+            totals.counts()
+        } else {
+            Counts::default()
+        },
+    };
     let groups: Vec<GroupReport> = groups
         .into_iter()
-        .map(|(name, counts)| GroupReport {
+        .map(|(name, tally)| GroupReport {
             baseline_id: baselines.get(name.as_str()).map(|b| (*b).to_string()),
-            group_compliant: counts.running == counts.compliant,
+            group_compliant: tally.all_compliant(),
             patch_group: name,
-            counts,
+            counts: tally.counts(),
         })
         .collect();
 
-    let noncompliant_ids: Vec<String> = lines
+    // Which sections lack data, and why.
+    let mut sections = BTreeMap::new();
+    let comparing = previous.at.is_some();
+    if !instances_known {
+        let sources = sources_of(SOURCE_INSTANCES);
+        for name in [
+            section::TOTALS,
+            section::GROUPS,
+            section::WORST_INSTANCES,
+            section::UNMANAGED,
+            section::CONNECTION_LOST,
+            section::STOPPED,
+            section::ASSOCIATION_NONCOMPLIANT,
+        ] {
+            mark(&mut sections, name, Coverage::Unknown, &sources, None);
+        }
+        if comparing {
+            mark(
+                &mut sections,
+                section::CHANGES,
+                Coverage::Unknown,
+                &sources,
+                None,
+            );
+        }
+    } else {
+        let mut partial = |names: &[&str], sources: &[String], instances: Option<u64>| {
+            for name in names {
+                mark(&mut sections, name, Coverage::Partial, sources, instances);
+            }
+        };
+        let unread = totals.running_unread + totals.stopped_unread;
+        if unread > 0 {
+            let mut sources: Vec<String> = snapshot
+                .gaps
+                .iter()
+                .filter(|g| !g.instance_ids.is_empty())
+                .map(|g| g.source.clone())
+                .collect();
+            sources.dedup();
+            if !management_known {
+                sources.extend(sources_of(SOURCE_INSTANCE_INFORMATION));
+            }
+            let mut names = vec![section::TOTALS, section::GROUPS, section::WORST_INSTANCES];
+            if comparing {
+                names.push(section::CHANGES);
+            }
+            partial(&names, &sources, Some(unread));
+        }
+        let mut summary_only = |known: bool, source: &str| {
+            if !known {
+                let mut names = vec![section::TOTALS];
+                if comparing {
+                    names.push(section::CHANGES);
+                }
+                partial(&names, &sources_of(source), None);
+            }
+        };
+        summary_only(management_known, SOURCE_INSTANCE_INFORMATION);
+        summary_only(associations_known, SOURCE_ASSOCIATIONS);
+        if !baselines_known {
+            partial(&[section::GROUPS], &sources_of(SOURCE_PATCH_GROUPS), None);
+        }
+        if !management_known {
+            let sources = sources_of(SOURCE_INSTANCE_INFORMATION);
+            for name in [section::UNMANAGED, section::CONNECTION_LOST] {
+                mark(&mut sections, name, Coverage::Unknown, &sources, None);
+            }
+        }
+        if !associations_known {
+            mark(
+                &mut sections,
+                section::ASSOCIATION_NONCOMPLIANT,
+                Coverage::Unknown,
+                &sources_of(SOURCE_ASSOCIATIONS),
+                None,
+            );
+        }
+    }
+    if !previous_known {
+        mark(
+            &mut sections,
+            section::CHANGES,
+            Coverage::Unknown,
+            &sources_of(SOURCE_PREVIOUS),
+            None,
+        );
+    }
+
+    let noncompliant_now: BTreeSet<&str> = lines
         .iter()
         .filter(|l| l.standing == Standing::NonCompliant)
-        .map(|l| l.instance_id.clone())
+        .map(|l| l.instance_id.as_str())
         .collect();
-    let current_totals = metric_totals(&totals);
-    let changes = changes_since(previous, &current_totals, &noncompliant_ids);
+    let changes = changes_since(
+        previous,
+        &metric_totals(&fleet_totals),
+        &noncompliant_now,
+        // Fixed only when read and compliant now, or gone from a complete
+        // instance list; never because its data is missing.
+        |id| compliant_now.contains(id) || (instances_known && !present.contains(id)),
+    );
 
     ComplianceReport {
         generated_at: now.to_string(),
         region: snapshot.region.clone(),
         stale_after_days,
         complete: snapshot.gaps.is_empty(),
-        totals,
+        totals: fleet_totals,
         groups,
         worst_instances: lines,
         unmanaged,
@@ -430,15 +736,17 @@ pub fn build_report(
         association_noncompliant,
         changes,
         gaps: snapshot.gaps.clone(),
+        incomplete_sections: sections,
         omitted: BTreeMap::new(),
     }
 }
 
-/// The metrics compared between reports, in display order.
-pub fn metric_totals(totals: &FleetTotals) -> Vec<(&'static str, u64)> {
+/// The metrics compared between reports, in display order; `None`: unknown.
+pub fn metric_totals(totals: &FleetTotals) -> Vec<(&'static str, Option<u64>)> {
     vec![
         ("running", totals.patch.running),
         ("stopped", totals.patch.stopped),
+        ("stopped_stale", totals.patch.stopped_stale),
         ("unmanaged", totals.unmanaged),
         ("connection_lost", totals.connection_lost),
         ("compliant", totals.patch.compliant),
@@ -453,10 +761,15 @@ pub fn metric_totals(totals: &FleetTotals) -> Vec<(&'static str, u64)> {
     ]
 }
 
+/// What changed since `previous`. A metric the previous summary does not
+/// have is not compared (there is nothing to compare with); one unknown now is
+/// listed with `after: None`, never as a drop. `fixable` says whether an
+/// instance that is no longer non-compliant was really read this time.
 fn changes_since(
     previous: &Previous,
-    current: &[(&'static str, u64)],
-    noncompliant: &[String],
+    current: &[(&'static str, Option<u64>)],
+    noncompliant: &BTreeSet<&str>,
+    fixable: impl Fn(&str) -> bool,
 ) -> Changes {
     let Some(since) = previous.at.clone() else {
         return Changes::default();
@@ -464,8 +777,8 @@ fn changes_since(
     let metrics = current
         .iter()
         .filter_map(|(name, after)| {
-            let before = previous.totals.get(*name).copied().unwrap_or(0);
-            (before != *after).then(|| Change {
+            let before = previous.totals.get(*name).copied()?;
+            (*after != Some(before)).then(|| Change {
                 metric: (*name).to_string(),
                 before,
                 after: *after,
@@ -475,10 +788,16 @@ fn changes_since(
     let (newly_noncompliant, fixed) = match &previous.noncompliant {
         Some(before) => {
             let before: BTreeSet<&str> = before.iter().map(String::as_str).collect();
-            let now: BTreeSet<&str> = noncompliant.iter().map(String::as_str).collect();
             (
-                now.difference(&before).map(|s| (*s).to_string()).collect(),
-                before.difference(&now).map(|s| (*s).to_string()).collect(),
+                noncompliant
+                    .difference(&before)
+                    .map(|s| (*s).to_string())
+                    .collect(),
+                before
+                    .difference(noncompliant)
+                    .filter(|id| fixable(id))
+                    .map(|s| (*s).to_string())
+                    .collect(),
             )
         }
         None => (Vec::new(), Vec::new()),
@@ -501,14 +820,15 @@ impl Previous {
     pub fn from_report(report: &ComplianceReport) -> String {
         let mut previous = Previous {
             at: Some(report.generated_at.clone()),
+            // Only what is known: an unknown metric is not compared tomorrow.
             totals: metric_totals(&report.totals)
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
+                .filter_map(|(k, v)| Some((k.to_string(), v?)))
                 .collect(),
             groups: report
                 .groups
                 .iter()
-                .map(|g| (g.patch_group.clone(), g.counts.noncompliant))
+                .filter_map(|g| Some((g.patch_group.clone(), g.counts.noncompliant?)))
                 .collect(),
             noncompliant: Some(
                 report

@@ -92,18 +92,23 @@ pub struct FittedMessage {
 }
 
 impl FittedMessage {
+    /// Bytes of the payload as sent: both renderings, JSON-escaped, in the
+    /// envelope. This is what fitting keeps within the limit.
     pub fn bytes(&self) -> usize {
         self.message.len()
     }
 }
 
-fn envelope(text: &str, machine: &str) -> String {
+/// The `MessageStructure: json` payload, with one copy of each rendering:
+/// `default` (every protocol without its own key: SQS, Lambda, HTTP/S,
+/// e-mail-JSON, Firehose) gets the JSON, `email` the text. A key per machine
+/// protocol would repeat the JSON three times within the same 256 KiB. SMS
+/// gets the subject line only.
+fn envelope(subject: &str, text: &str, machine: &str) -> String {
     json!({
-        "default": text,
+        "default": machine,
         "email": text,
-        "sqs": machine,
-        "lambda": machine,
-        "https": machine,
+        "sms": subject,
     })
     .to_string()
 }
@@ -122,7 +127,7 @@ fn compose(
     let machine = render_json(&view, subject, links).to_string();
     FittedMessage {
         subject: subject.to_string(),
-        message: envelope(&text, &machine),
+        message: envelope(subject, &text, &machine),
         text,
         json: machine,
         kept_per_list: keep,

@@ -8,9 +8,11 @@ use futures::stream::{self, StreamExt};
 
 use super::snapshot::{
     AssociationCompliance, DataGap, Ec2Instance, FleetSnapshot, ManagedInstance,
-    PatchGroupBaseline, PatchState, SOURCE_INSTANCE_INFORMATION,
+    PatchGroupBaseline, PatchState, SOURCE_ASSOCIATIONS, SOURCE_INSTANCES,
+    SOURCE_INSTANCE_INFORMATION, SOURCE_PATCH_GROUPS, SOURCE_PATCH_STATES,
 };
 use crate::error_text;
+use crate::tags::patch_group;
 
 /// DescribeInstancePatchStates takes at most 50 instance ids per call.
 pub const PATCH_STATE_BATCH: usize = 50;
@@ -47,7 +49,7 @@ pub async fn describe_instances(ec2: &aws_sdk_ec2::Client) -> Result<Vec<Ec2Inst
         .send();
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| gap("ec2:DescribeInstances", &e))?;
+        let page = page.map_err(|e| gap(SOURCE_INSTANCES, &e))?;
         for raw in page.reservations().iter().flat_map(|r| r.instances()) {
             let Some(id) = raw.instance_id() else {
                 continue;
@@ -64,10 +66,7 @@ pub async fn describe_instances(ec2: &aws_sdk_ec2::Client) -> Result<Vec<Ec2Inst
                     .state()
                     .and_then(|s| s.name())
                     .map_or_else(|| "unknown".to_string(), |n| n.as_str().to_string()),
-                patch_group: tags
-                    .get("Patch Group")
-                    .or_else(|| tags.get("PatchGroup"))
-                    .map(|s| (*s).to_string()),
+                patch_group: patch_group(tags.iter().map(|(k, v)| (*k, *v))),
             });
         }
     }
@@ -112,7 +111,7 @@ pub async fn describe_patch_groups(
         .send();
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| gap("ssm:DescribePatchGroups", &e))?;
+        let page = page.map_err(|e| gap(SOURCE_PATCH_GROUPS, &e))?;
         for mapping in page.mappings() {
             let (Some(group), Some(baseline)) = (
                 mapping.patch_group(),
@@ -147,7 +146,7 @@ pub async fn association_compliance(
         .send();
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| gap("ssm:ListResourceComplianceSummaries", &e))?;
+        let page = page.map_err(|e| gap(SOURCE_ASSOCIATIONS, &e))?;
         for item in page.resource_compliance_summary_items() {
             let Some(id) = item.resource_id() else {
                 continue;
@@ -186,7 +185,7 @@ pub async fn describe_patch_states(
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| DataGap {
                     instance_ids: batch.clone(),
-                    ..gap("ssm:DescribeInstancePatchStates", &e)
+                    ..gap(SOURCE_PATCH_STATES, &e)
                 })?;
                 out.extend(page.instance_patch_states().iter().map(|s| {
                     PatchState {
@@ -245,16 +244,22 @@ pub async fn gather(
     let managed = or_gap(managed, &mut gaps);
     let patch_groups = or_gap(groups, &mut gaps);
     let associations = or_gap(associations, &mut gaps);
-    // Patch states of the managed EC2 instances that are running (stopped ones
-    // are reported as stopped, terminated ones not at all).
-    let running: std::collections::HashSet<&str> = instances
+    // Patch states of the managed EC2 instances that are running, and of the
+    // stopped ones (their last scan is their patch debt; they are never
+    // assessed as non-compliant). Terminated ones are not reported at all.
+    let wanted: std::collections::HashSet<&str> = instances
         .iter()
-        .filter(|i| matches!(i.state.as_str(), "running" | "pending"))
+        .filter(|i| {
+            matches!(
+                i.state.as_str(),
+                "running" | "pending" | "stopped" | "stopping"
+            )
+        })
         .map(|i| i.instance_id.as_str())
         .collect();
     let ids: Vec<String> = managed
         .iter()
-        .filter(|m| running.contains(m.instance_id.as_str()))
+        .filter(|m| wanted.contains(m.instance_id.as_str()))
         .map(|m| m.instance_id.clone())
         .collect();
     let (patch_states, patch_gaps) = describe_patch_states(ssm, &ids).await;

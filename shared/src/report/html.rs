@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::build::{ComplianceReport, GroupReport};
-use super::render::{group_status, render_text, subject};
+use super::build::{section, ComplianceReport, GroupReport};
+use super::render::{baseline_name, count, gap_note, group_status, render_text, subject};
 
 fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -24,6 +24,8 @@ fn html_escape(text: &str) -> String {
 /// A stacked bar of one group's standing, as inline SVG.
 fn group_chart(g: &GroupReport) -> String {
     let c = &g.counts;
+    // Unknown counts (data missing) draw nothing; their instances are in
+    // "unknown / unmanaged".
     let segments = [
         ("compliant", c.compliant, "#2e7d32"),
         ("non-compliant", c.noncompliant, "#c62828"),
@@ -31,7 +33,8 @@ fn group_chart(g: &GroupReport) -> String {
         ("never scanned", c.not_scanned, "#757575"),
         ("unknown / unmanaged", c.unknown, "#6a1b9a"),
         ("stopped", c.stopped, "#1565c0"),
-    ];
+    ]
+    .map(|(label, n, colour)| (label, n.unwrap_or(0), colour));
     let total: u64 = segments.iter().map(|s| s.1).sum();
     let width = 480.0_f64;
     let mut svg = format!(
@@ -77,18 +80,39 @@ pub fn render_html(report: &ComplianceReport) -> String {
         html_escape(&subject)
     );
     let _ = writeln!(out, "<h1>{}</h1>", html_escape(&subject));
-    let _ = writeln!(out, "<h2>Patch groups</h2>");
+    let note = |name: &str| {
+        report.section_gap(name).map_or_else(String::new, |gap| {
+            format!(
+                "<p class=\"missing\"><strong>{}</strong></p>\n",
+                html_escape(&gap_note(gap))
+            )
+        })
+    };
+    let _ = write!(out, "<h2>Patch groups</h2>\n{}", note(section::GROUPS));
     for g in &report.groups {
+        let debt = match g.counts.stopped_stale {
+            Some(0) => String::new(),
+            stale => format!(", {} stopped with a stale scan", count(stale)),
+        };
         let _ = writeln!(
             out,
-            "<h3>{} <small>({}, baseline {})</small></h3>\n{}",
+            "<h3>{} <small>({}, baseline {}{})</small></h3>\n{}",
             html_escape(&g.patch_group),
             group_status(g),
-            html_escape(g.baseline_id.as_deref().unwrap_or("default")),
+            html_escape(&baseline_name(report, g)),
+            html_escape(&debt),
             group_chart(g)
         );
     }
-    let _ = writeln!(out, "<h2>Instances with problems</h2>\n<table><tr><th>Name</th><th>Instance</th><th>Group</th><th>Problems</th></tr>");
+    let _ = write!(
+        out,
+        "<h2>Instances with problems</h2>\n{}",
+        note(section::WORST_INSTANCES)
+    );
+    let _ = writeln!(
+        out,
+        "<table><tr><th>Name</th><th>Instance</th><th>Group</th><th>Problems</th></tr>"
+    );
     for l in &report.worst_instances {
         let _ = writeln!(
             out,

@@ -12,7 +12,7 @@ use super::publish::{
 };
 use super::render::{render_json, subject};
 use super::settings::ReporterSettings;
-use super::snapshot::DataGap;
+use super::snapshot::{DataGap, SOURCE_PREVIOUS};
 use crate::error_text;
 use crate::input::TickRequest;
 
@@ -39,9 +39,10 @@ pub struct ReportOutput {
     pub message_id: Option<String>,
     /// Size of the SNS message in bytes.
     pub bytes: usize,
-    /// Instances that are not terminated.
-    pub instances: u64,
-    pub noncompliant: u64,
+    /// Instances that are not terminated; null when EC2 could not be read.
+    pub instances: Option<u64>,
+    /// Non-compliant running instances; null when unknown (data missing).
+    pub noncompliant: Option<u64>,
     pub complete: bool,
     /// What could not be read (source names).
     pub missing_data: Vec<String>,
@@ -64,7 +65,7 @@ pub async fn run_report(
     let mut snapshot = snapshot;
     let previous = previous.unwrap_or_else(|error| {
         snapshot.gaps.push(DataGap {
-            source: format!("ssm:GetParameter {}", settings.state_parameter),
+            source: format!("{SOURCE_PREVIOUS} {}", settings.state_parameter),
             instance_ids: Vec::new(),
             error: error_text(&error),
         });

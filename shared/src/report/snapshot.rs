@@ -29,7 +29,8 @@ pub struct Ec2Instance {
     pub name: Option<String>,
     /// EC2 state name (`running`, `stopped`, `terminated`...).
     pub state: String,
-    /// The `Patch Group` tag, falling back to `PatchGroup`.
+    /// The patch group from the tags ([`crate::tags::patch_group`], as the
+    /// dispatcher reads it): `Patch Group`, else `PatchGroup`, blanks ignored.
     pub patch_group: Option<String>,
 }
 
@@ -74,9 +75,22 @@ pub struct AssociationCompliance {
     pub noncompliant_count: u32,
 }
 
+/// `DataGap::source` of a failed DescribeInstances: nothing about the fleet
+/// is known.
+pub const SOURCE_INSTANCES: &str = "ec2:DescribeInstances";
 /// `DataGap::source` of a failed DescribeInstanceInformation: nobody's
 /// management status is known.
 pub const SOURCE_INSTANCE_INFORMATION: &str = "ssm:DescribeInstanceInformation";
+/// `DataGap::source` of a patch-state batch that failed (its `instance_ids`
+/// name the instances whose patch state is missing).
+pub const SOURCE_PATCH_STATES: &str = "ssm:DescribeInstancePatchStates";
+/// `DataGap::source` of a failed DescribePatchGroups: baselines are unknown.
+pub const SOURCE_PATCH_GROUPS: &str = "ssm:DescribePatchGroups";
+/// `DataGap::source` of failed association compliance.
+pub const SOURCE_ASSOCIATIONS: &str = "ssm:ListResourceComplianceSummaries";
+/// `DataGap::source` (followed by a space and the parameter name) of a
+/// previous summary that could not be read: changes are unknown.
+pub const SOURCE_PREVIOUS: &str = "ssm:GetParameter";
 
 /// A piece of data that could not be read; the report says so.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,4 +101,14 @@ pub struct DataGap {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_ids: Vec<String>,
     pub error: String,
+}
+
+impl DataGap {
+    /// Whether this gap is about `source` (one of the `SOURCE_*` names; a
+    /// source may be followed by a space and what exactly was read).
+    pub fn is(&self, source: &str) -> bool {
+        self.source
+            .strip_prefix(source)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+    }
 }

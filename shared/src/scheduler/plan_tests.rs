@@ -490,9 +490,11 @@ fn given_an_edited_schedule_then_the_latest_transition_as_now_written_is_applied
         &[("Schedule", "office"), (APPLIED_TAG, value.as_str())],
     );
     // Unedited, 10:05 changes nothing; edited to 12-20, yesterday's 20:00 stop holds.
-    assert!(plan_with(before, std::slice::from_ref(&i), "2026-11-26T10:05:00Z")
-        .actions
-        .is_empty());
+    assert!(
+        plan_with(before, std::slice::from_ref(&i), "2026-11-26T10:05:00Z")
+            .actions
+            .is_empty()
+    );
     let p = plan_with(after, &[i], "2026-11-26T10:05:00Z");
     assert_eq!(p.actions.len(), 1, "{p:?}");
     assert_eq!(p.actions[0].action, STOP);

@@ -1,0 +1,49 @@
+//! Instance tags as every fleetops function reads them.
+
+/// The patch-group tag Patch Manager uses (case-sensitive).
+pub const PATCH_GROUP_TAG: &str = "Patch Group";
+/// The fallback key, for instances whose tags cannot hold a space.
+pub const PATCH_GROUP_FALLBACK_TAG: &str = "PatchGroup";
+
+/// The patch group of an instance from its tags: `Patch Group`, else
+/// `PatchGroup`. A blank value counts as no tag, so `Patch Group=""` with
+/// `PatchGroup=web` is `web`. The dispatcher and the reporter both use this.
+pub fn patch_group<'a>(
+    tags: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+) -> Option<String> {
+    let find = |key: &str| {
+        tags.clone()
+            .into_iter()
+            .find(|(k, v)| *k == key && !v.trim().is_empty())
+            .map(|(_, v)| v.to_string())
+    };
+    find(PATCH_GROUP_TAG).or_else(|| find(PATCH_GROUP_FALLBACK_TAG))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::patch_group;
+
+    #[test]
+    fn the_patch_manager_tag_wins_unless_it_is_blank() {
+        assert_eq!(
+            patch_group([("PatchGroup", "b"), ("Patch Group", "a")]),
+            Some("a".into())
+        );
+        assert_eq!(patch_group([("PatchGroup", "b")]), Some("b".into()));
+        assert_eq!(
+            patch_group([("Patch Group", ""), ("PatchGroup", "web")]),
+            Some("web".into())
+        );
+        assert_eq!(
+            patch_group([("Patch Group", "  "), ("PatchGroup", "web")]),
+            Some("web".into())
+        );
+        assert_eq!(
+            patch_group([("Patch Group", ""), ("PatchGroup", " ")]),
+            None
+        );
+        assert_eq!(patch_group([("patch group", "a")]), None);
+        assert_eq!(patch_group([]), None);
+    }
+}
