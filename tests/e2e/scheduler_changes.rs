@@ -216,3 +216,30 @@ async fn given_a_marker_that_cannot_be_written_then_the_output_says_so() {
         "{output}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_late_tick_after_a_newer_one_then_it_never_undoes_the_newer_decision() {
+    let fleet = Fleet::new().await;
+    fleet
+        .put_schedules(r#"{"schedules": {"office": {"enforced": true, "periods": [{"begin": "09:00", "end": "18:00"}]}}}"#)
+        .await;
+    let id = fleet.launch(&[("Schedule", "office")]).await;
+    fleet.set_state(&id, "stopped");
+    let function = fleet.start_function(&[]);
+    let current = function
+        .invoke(&tick_at("2026-11-26T09:05:00Z"))
+        .output()
+        .clone();
+    assert_eq!(ids(&current, "started"), vec![id.clone()]);
+    // The 08:55 tick, retried by EventBridge, arrives after the 09:05 one.
+    let late = function
+        .invoke(&tick_at("2026-11-26T08:55:00Z"))
+        .output()
+        .clone();
+    assert!(ids(&late, "stopped").is_empty(), "{late}");
+    assert!(
+        reasons(&late, "skipped", "reason")[&id].starts_with("late tick"),
+        "{late}"
+    );
+    assert_eq!(fleet.states().await[&id], "running");
+}

@@ -367,6 +367,14 @@ fn decide_state(
         .or_insert_with(|| ScheduleNow::of(schedule, now));
     // Before the first transition in the lookback there is nothing to mark;
     // the epoch stands for "since the beginning".
+    // A late tick (an event delivered or retried after a newer one) never
+    // undoes the newer tick's decision: the marker shows a transition later
+    // than this tick's "now", so this tick leaves the instance alone.
+    if let Some(newer) = applied.filter(|a| *a > now) {
+        return Decision::Skip(format!(
+            "late tick: evaluated for {now}, but a newer tick already applied the transition of {newer}"
+        ));
+    }
     let marker_at = last.map_or(Timestamp::UNIX_EPOCH, |t| t.at);
     let already_applied = applied.is_some_and(|a| a >= marker_at);
     // After an expired override the schedule's state is applied once, in

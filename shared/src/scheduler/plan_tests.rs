@@ -604,3 +604,36 @@ fn an_instance_at_the_tag_limit_is_warned_about_its_marker() {
     assert_eq!(p.actions.len(), 1);
     assert!(p.warnings[0].reason.contains("50 tags"), "{p:?}");
 }
+
+#[test]
+fn a_late_tick_never_undoes_a_newer_decision() {
+    // The 09:05 tick started the instance for the 09:00 transition (enforced);
+    // a retried 08:55 tick arrives afterwards: it must not stop it again.
+    let started = plan(
+        &[instance(
+            "i-1",
+            "stopped",
+            &[("Schedule", "office-enforced")],
+        )],
+        "2026-11-26T09:05:00Z",
+    );
+    let value = started.actions[0]
+        .applied
+        .as_ref()
+        .expect("marker")
+        .tag_value();
+    let i = instance(
+        "i-1",
+        "running",
+        &[
+            ("Schedule", "office-enforced"),
+            (APPLIED_TAG, value.as_str()),
+        ],
+    );
+    let late = plan(std::slice::from_ref(&i), "2026-11-26T08:55:00Z");
+    assert!(late.actions.is_empty(), "{late:?}");
+    assert!(late.skipped[0].reason.starts_with("late tick"), "{late:?}");
+    // The same instance at a current tick: nothing to do.
+    let now = plan(&[i], "2026-11-26T09:10:00Z");
+    assert!(now.actions.is_empty() && now.skipped.is_empty(), "{now:?}");
+}
