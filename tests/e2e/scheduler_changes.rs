@@ -243,3 +243,37 @@ async fn given_a_late_tick_after_a_newer_one_then_it_never_undoes_the_newer_deci
     );
     assert_eq!(fleet.states().await[&id], "running");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_an_instance_that_shuts_itself_down_at_boot_then_it_is_reported_not_restarted_every_tick(
+) {
+    let fleet = Fleet::new().await;
+    fleet
+        .put_schedules(r#"{"schedules": {"office": {"enforced": true, "periods": [{"begin": "09:00", "end": "18:00"}]}}}"#)
+        .await;
+    let id = fleet.launch(&[("Schedule", "office")]).await;
+    fleet.set_state(&id, "stopped");
+    fleet.emulator.control(
+        "POST",
+        "/_fleetops/ec2/start-fails",
+        Some(&json!({"instance_id": id, "code": "Client.InstanceInitiatedShutdown", "message": "Client.InstanceInitiatedShutdown: Instance initiated shutdown"})),
+    );
+    let function = fleet.start_function(&[]);
+    let first = function
+        .invoke(&tick_at("2026-11-26T09:05:00Z"))
+        .output()
+        .clone();
+    assert_eq!(ids(&first, "started"), vec![id.clone()]);
+    for at in [
+        "2026-11-26T09:10:00Z",
+        "2026-11-26T09:15:00Z",
+        "2026-11-26T12:00:00Z",
+    ] {
+        let output = function.invoke(&tick_at(at)).output().clone();
+        assert!(ids(&output, "started").is_empty(), "at {at}: {output}");
+        assert!(
+            reasons(&output, "failed", "error")[&id].contains("InstanceInitiatedShutdown"),
+            "at {at}: {output}"
+        );
+    }
+}

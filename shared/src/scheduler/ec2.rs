@@ -100,6 +100,7 @@ fn to_instance(raw: &aws_sdk_ec2::types::Instance, region: &str) -> Option<Insta
             code: r.code().unwrap_or_default().to_string(),
             message: r.message().unwrap_or_default().to_string(),
         }),
+        launch_time: raw.launch_time().and_then(crate::aws::timestamp),
     })
 }
 

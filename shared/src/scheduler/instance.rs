@@ -62,6 +62,12 @@ impl StateReason {
         ];
         !self.code.is_empty() && !REQUESTED_STOPS.contains(&self.code.as_str())
     }
+
+    /// A start that did not hold, if it came right after the start: a failed
+    /// start, or an instance that shut itself down at boot.
+    pub fn is_failed_boot(&self) -> bool {
+        self.is_failed_start() || self.code == "Client.InstanceInitiatedShutdown"
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,4 +81,6 @@ pub struct Instance {
     /// `HibernationOptions.Configured`.
     pub hibernation_configured: bool,
     pub state_reason: Option<StateReason>,
+    /// EC2's `LaunchTime`: when the instance was last started.
+    pub launch_time: Option<jiff::Timestamp>,
 }

@@ -28,6 +28,9 @@ pub struct Marker {
     pub at: Timestamp,
     pub digest: String,
     pub schedule: String,
+    /// fleetops' start for this transition did not hold (written as
+    /// `<digest>/no-hold`): reported, not started again until the next start.
+    pub start_failed: bool,
 }
 
 impl Marker {
@@ -36,23 +39,30 @@ impl Marker {
             at,
             digest: schedule.digest.clone(),
             schedule: schedule.name.clone(),
+            start_failed: false,
         }
     }
 
     /// The tag value (EC2 allows 256 characters: the name is cut to fit).
     pub fn tag_value(&self) -> String {
-        format!("{} {} {}", self.at, self.digest, self.schedule)
+        let flag = if self.start_failed { NO_HOLD } else { "" };
+        format!("{} {}{flag} {}", self.at, self.digest, self.schedule)
             .chars()
             .take(256)
             .collect()
     }
 }
 
+const NO_HOLD: &str = "/no-hold";
+/// A stop this soon after the instance's last start is "did not hold".
+const HOLD_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_mins(30);
+
 /// What an instance's marker says about the schedule it carries now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MarkerRead {
-    /// Applied up to this instant, for this very schedule and definition.
-    Applied(Timestamp),
+    /// Applied up to this instant, for this very schedule and definition
+    /// (`true`: the start for it did not hold).
+    Applied(Timestamp, bool),
     /// No marker, an unreadable one, or one of another schedule or definition.
     NotApplied,
 }
@@ -64,12 +74,15 @@ fn read_marker(value: Option<&str>, schedule: &Schedule) -> MarkerRead {
     let mut parts = value.splitn(3, ' ');
     let at = parts.next().and_then(|t| t.parse::<Timestamp>().ok());
     match (at, parts.next()) {
-        (Some(at), Some(digest)) if digest == schedule.digest => MarkerRead::Applied(at),
-        (Some(_), Some(_)) => MarkerRead::NotApplied,
+        (Some(at), Some(digest)) => match digest.strip_suffix(NO_HOLD) {
+            _ if digest == schedule.digest => MarkerRead::Applied(at, false),
+            Some(digest) if digest == schedule.digest => MarkerRead::Applied(at, true),
+            _ => MarkerRead::NotApplied,
+        },
         // The format before markers named their schedule (an instant alone):
         // trusted for whatever schedule the instance carries, until fleetops
         // next acts on it and writes the new format.
-        (Some(at), None) => MarkerRead::Applied(at),
+        (Some(at), None) => MarkerRead::Applied(at, false),
         (None, _) => MarkerRead::NotApplied,
     }
 }
@@ -146,7 +159,10 @@ pub fn plan_tick(
         if expired {
             plan.expired_overrides.push(instance.instance_id.clone());
         }
-        let writes_marker = matches!(&decision, Decision::Mark(_) | Decision::Act(_, Some(_)));
+        let writes_marker = matches!(
+            &decision,
+            Decision::Mark(_) | Decision::Act(_, Some(_)) | Decision::FailAndMark(..)
+        );
         if writes_marker
             && !instance.tags.contains_key(APPLIED_TAG)
             && instance.tags.len() >= MAX_TAGS
@@ -182,6 +198,17 @@ pub fn plan_tick(
                 region: instance.region.clone(),
                 applied,
             }),
+            Decision::FailAndMark(error, applied) => {
+                plan.failed.push(Failed {
+                    instance_id: instance.instance_id.clone(),
+                    error,
+                });
+                plan.marks.push(PlannedMark {
+                    instance_id: instance.instance_id.clone(),
+                    region: instance.region.clone(),
+                    applied,
+                });
+            }
         }
     }
     plan
@@ -194,6 +221,8 @@ enum Decision {
     Fail(String),
     Act(Action, Option<Marker>),
     Mark(Marker),
+    /// Report a failure and record it in the marker.
+    FailAndMark(String, Marker),
 }
 
 /// A `ScheduleOverride` value at "now".
@@ -355,10 +384,11 @@ fn decide_state(
         };
     }
 
-    let applied = match read_marker(instance.tags.get(APPLIED_TAG).map(String::as_str), schedule) {
-        MarkerRead::Applied(at) => Some(at),
-        MarkerRead::NotApplied => None,
-    };
+    let (applied, start_failed) =
+        match read_marker(instance.tags.get(APPLIED_TAG).map(String::as_str), schedule) {
+            MarkerRead::Applied(at, failed) => (Some(at), failed),
+            MarkerRead::NotApplied => (None, false),
+        };
     let ScheduleNow {
         last,
         wants_running: want_running,
@@ -392,18 +422,34 @@ fn decide_state(
     }
     let marker = Marker::of(schedule, marker_at);
 
-    // A start fleetops made for this transition that did not hold is reported,
-    // not retried every tick; the next start transition tries again.
+    // A start for this transition that did not hold (stopped again within
+    // `HOLD_WINDOW` of its last start, by a failed start or a shutdown at
+    // boot) is reported and recorded in the marker, so it is not started again
+    // at every tick; the next start transition tries again. A stop long after
+    // a good start (a host failure in the afternoon) is not this: enforced
+    // schedules start the instance again.
     if want_running && !running && already_applied {
-        if let Some(reason) = instance
+        let reason = instance.state_reason.as_ref().map_or_else(
+            || "no state reason".to_string(),
+            |r| format!("{}: {}", r.code, r.message),
+        );
+        if start_failed {
+            return Decision::Fail(format!(
+                "start did not hold: {reason}; not started again until the schedule's next start"
+            ));
+        }
+        let started_after_transition = instance.launch_time.is_some_and(|t| t >= marker_at);
+        let soon_after_start = instance
+            .launch_time
+            .is_some_and(|t| now.duration_since(t) <= HOLD_WINDOW);
+        let failed_boot = instance
             .state_reason
             .as_ref()
-            .filter(|r| r.is_failed_start())
-        {
-            return Decision::Fail(format!(
-                "start did not hold: {}: {}",
-                reason.code, reason.message
-            ));
+            .is_some_and(|r| r.is_failed_boot());
+        if failed_boot && started_after_transition && soon_after_start {
+            let mut marker = Marker::of(schedule, marker_at);
+            marker.start_failed = true;
+            return Decision::FailAndMark(format!("start did not hold: {reason}"), marker);
         }
     }
 

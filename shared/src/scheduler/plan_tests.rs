@@ -30,6 +30,7 @@ fn instance(id: &str, state: &str, tags: &[(&str, &str)]) -> Instance {
         spot: false,
         hibernation_configured: false,
         state_reason: None,
+        launch_time: None,
     }
 }
 
@@ -49,6 +50,7 @@ fn marker(at: &str, schedule: &str) -> Marker {
         at: ts(at),
         digest,
         schedule: schedule.into(),
+        start_failed: false,
     }
 }
 
@@ -276,6 +278,8 @@ fn a_start_that_did_not_hold_is_reported_not_retried() {
         code: "Client.InternalError".into(),
         message: "Client.InternalError: Client error on launch".into(),
     });
+    // Started at 09:00 (for the 09:00 transition), stopped again at once.
+    i.launch_time = Some(ts("2026-11-26T09:00:20Z"));
     let p = plan(&[i.clone()], "2026-11-26T09:10:00Z");
     assert!(p.actions.is_empty());
     assert_eq!(p.failed[0].instance_id, "i-kms");
@@ -636,4 +640,57 @@ fn a_late_tick_never_undoes_a_newer_decision() {
     // The same instance at a current tick: nothing to do.
     let now = plan(&[i], "2026-11-26T09:10:00Z");
     assert!(now.actions.is_empty() && now.skipped.is_empty(), "{now:?}");
+}
+
+#[test]
+fn a_boot_loop_is_reported_once_and_not_restarted_until_the_next_start() {
+    let mut i = instance("i-loop", "stopped", &[("Schedule", "office-enforced")]);
+    let started = plan(std::slice::from_ref(&i), "2026-11-26T09:05:00Z");
+    let value = started.actions[0]
+        .applied
+        .as_ref()
+        .expect("marker")
+        .tag_value();
+    i.tags.insert(APPLIED_TAG.into(), value);
+    i.launch_time = Some(ts("2026-11-26T09:05:10Z"));
+    i.state_reason = Some(StateReason {
+        code: "Client.InstanceInitiatedShutdown".into(),
+        message: "Client.InstanceInitiatedShutdown: Instance initiated shutdown".into(),
+    });
+    let p = plan(std::slice::from_ref(&i), "2026-11-26T09:10:00Z");
+    assert!(p.actions.is_empty(), "{p:?}");
+    assert!(p.failed[0].error.contains("InstanceInitiatedShutdown"));
+    assert!(p.marks[0].applied.start_failed);
+    // Recorded: later ticks report it and leave it stopped, even past the window.
+    i.tags
+        .insert(APPLIED_TAG.into(), p.marks[0].applied.tag_value());
+    let later = plan(std::slice::from_ref(&i), "2026-11-26T15:00:00Z");
+    assert!(later.actions.is_empty(), "{later:?}");
+    assert!(later.failed[0]
+        .error
+        .contains("until the schedule's next start"));
+    // The next morning's start tries again.
+    let tomorrow = plan(&[i], "2026-11-27T09:05:00Z");
+    assert_eq!(tomorrow.actions[0].action, Action::Start);
+}
+
+#[test]
+fn a_stop_hours_after_a_good_start_is_not_a_start_that_did_not_hold() {
+    let mut i = instance("i-host", "stopped", &[("Schedule", "office-enforced")]);
+    let started = plan(std::slice::from_ref(&i), "2026-11-26T09:05:00Z");
+    let value = started.actions[0]
+        .applied
+        .as_ref()
+        .expect("marker")
+        .tag_value();
+    i.tags.insert(APPLIED_TAG.into(), value);
+    i.launch_time = Some(ts("2026-11-26T09:05:10Z"));
+    i.state_reason = Some(StateReason {
+        code: "Server.InternalError".into(),
+        message: "Server.InternalError: Internal error on the host".into(),
+    });
+    // Found stopped at 14:00: enforced mode starts it again.
+    let p = plan(&[i], "2026-11-26T14:00:00Z");
+    assert!(p.failed.is_empty(), "{p:?}");
+    assert_eq!(p.actions[0].action, Action::Start);
 }

@@ -144,6 +144,10 @@ def start_instances(self: EC2Response) -> ActionResult:
         )
         if previous == "stopped":
             inst.start()
+            # EC2 API reference, Instance.LaunchTime: "The time that the
+            # instance was last launched" (a start is a launch; moto keeps the
+            # creation time). On the emulated clock.
+            inst.launch_time = state.now()
             fail = START_FAILS.get(inst.id)
             if fail is not None:
                 inst.stop()
