@@ -277,3 +277,23 @@ async fn given_an_instance_that_shuts_itself_down_at_boot_then_it_is_reported_no
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_stop_that_fails_past_the_sdk_retries_then_the_instance_is_reported_failed() {
+    let fleet = Fleet::new().await;
+    fleet.put_schedules(OFFICE_AND_LATE).await;
+    let id = fleet.launch(&[("Schedule", "office")]).await;
+    fleet.emulator.control(
+        "POST",
+        "/_fleetops/faults",
+        Some(&json!({"rules": [{"service": "ec2", "operation": "StopInstances", "error": "RequestLimitExceeded", "max_count": 8}]})),
+    );
+    let function = fleet.start_function(&[]);
+    let output = function.invoke(&tick_at("2026-11-26T18:05:00Z")).output().clone();
+    assert!(ids(&output, "stopped").is_empty(), "{output}");
+    assert!(
+        reasons(&output, "failed", "error")[&id].contains("RequestLimitExceeded"),
+        "{output}"
+    );
+    assert_eq!(fleet.states().await[&id], "running");
+}
