@@ -141,6 +141,38 @@ export AWS_ENDPOINT_URL="$ENDPOINT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-e
   AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true
 "$PY" tools/demo_fleet.py seed "$ENDPOINT"
 
+banner "fleetops (command line): check, preview, plan before the first tick"
+# The command line comes from the build, also when FLEETOPS_DEMO_BIN_DIR points elsewhere.
+FLEETOPS=${FLEETOPS_DEMO_CLI:-${CARGO_TARGET_DIR:-target}/debug/fleetops}
+[ -x "$FLEETOPS" ] || { echo "$FLEETOPS is not built; run \`make build\` (\`make demo\` does)" >&2; exit 1; }
+# A draft with the mistakes people make: "KST", "9:00", "weekday" (for weekdays).
+cat >"$WORK/schedules-draft.json" <<'JSON'
+{
+  "schedules": {
+    "office-hours": {
+      "timezone": "KST",
+      "periods": [{ "weekday": "mon-fri", "begin": "9:00", "end": "18:00" }],
+      "enforced": true
+    },
+    "ny-overnight": {
+      "timezone": "America/New_York",
+      "periods": [{ "begin": "22:00", "end": "02:30" }]
+    }
+  }
+}
+JSON
+sed -e 's/"KST"/"Asia\/Seoul"/' -e 's/"weekday"/"weekdays"/' -e 's/"9:00"/"09:00"/' \
+  "$WORK/schedules-draft.json" >"$WORK/schedules.json"
+echo "\$ fleetops check schedules-draft.json"
+"$FLEETOPS" check "$WORK/schedules-draft.json" || echo "(exit $?: every error at once; fix them all, then check again)"
+echo "\$ fleetops check schedules.json"
+"$FLEETOPS" check "$WORK/schedules.json"
+echo "\$ fleetops preview schedules.json --schedule ny-overnight --from 2026-03-07T12:00:00Z --days 2"
+echo "  (New York springs forward at 02:00 on 2026-03-08: 02:30 does not exist that night)"
+"$FLEETOPS" preview "$WORK/schedules.json" --schedule ny-overnight --from 2026-03-07T12:00:00Z --days 2
+echo "\$ fleetops plan --at 2026-11-26T18:05:00Z   # the first tick's instant: what it would do, dry run"
+"$FLEETOPS" plan --at 2026-11-26T18:05:00Z
+
 # run_function NAME EVENT_FILE [KEY=VALUE...]: cargo lambda's runtime emulator
 # (`cargo lambda watch`, Lambda APIs only) with the function's debug binary
 # (built by `make build`, so the demo never waits for a second build) attached,
@@ -222,6 +254,8 @@ echo "Lifecycle actions Auto Scaling recorded, and the group now:"
 
 banner "patch-dispatcher: the nightly Install of patch group 'web' (events/patch-dispatcher-scheduled-install.json)"
 run_function patch-dispatcher events/patch-dispatcher-scheduled-install.json
+echo "The dispatcher's records (DynamoDB $STATE_TABLE; every change a conditional write, TTL on expires_at):"
+"$PY" tools/demo_patch.py records "$ENDPOINT" "$STATE_TABLE"
 
 banner "compliance-reporter: the nightly report, as an SQS subscriber of the topic receives it"
 REPORT_TOPIC=$("$PY" tools/demo_report.py seed "$ENDPOINT")

@@ -289,7 +289,10 @@ async fn given_a_stop_that_fails_past_the_sdk_retries_then_the_instance_is_repor
         Some(&json!({"rules": [{"service": "ec2", "operation": "StopInstances", "error": "RequestLimitExceeded", "max_count": 8}]})),
     );
     let function = fleet.start_function(&[]);
-    let output = function.invoke(&tick_at("2026-11-26T18:05:00Z")).output().clone();
+    let output = function
+        .invoke(&tick_at("2026-11-26T18:05:00Z"))
+        .output()
+        .clone();
     assert!(ids(&output, "stopped").is_empty(), "{output}");
     assert!(
         reasons(&output, "failed", "error")[&id].contains("RequestLimitExceeded"),

@@ -93,15 +93,44 @@ impl Schedules {
     }
 }
 
-/// Reads the schedules document.
+/// Reads the schedules document. Each schedule keeps its first problem (in
+/// field order); [`validate_schedules`] lists all of them.
 pub fn parse_schedules(document: &str) -> Result<Schedules, ConfigError> {
-    let root: Value = serde_json::from_str(document).map_err(|source| ConfigError::NotJson {
+    let root = read_document(document)?;
+    let by_name = schedules_of(&root)?
+        .iter()
+        .map(|(name, value)| {
+            let schedule = read_schedule(name, value).map_err(|mut errors| errors.swap_remove(0));
+            (name.clone(), schedule)
+        })
+        .collect();
+    Ok(Schedules { by_name })
+}
+
+/// Every problem of every schedule of the document, schedules in name order,
+/// each schedule's problems in field order (its first one is the one
+/// [`parse_schedules`] keeps). Empty when every schedule is valid.
+pub fn validate_schedules(document: &str) -> Result<Vec<ScheduleError>, ConfigError> {
+    let root = read_document(document)?;
+    let mut schedules: Vec<(&String, &Value)> = schedules_of(&root)?.iter().collect();
+    schedules.sort_by(|a, b| a.0.cmp(b.0));
+    Ok(schedules
+        .into_iter()
+        .filter_map(|(name, value)| read_schedule(name, value).err())
+        .flatten()
+        .collect())
+}
+
+fn read_document(document: &str) -> Result<Value, ConfigError> {
+    serde_json::from_str(document).map_err(|source| ConfigError::NotJson {
         line: source.line(),
         column: source.column(),
         source,
-    })?;
-    let schedules = root
-        .as_object()
+    })
+}
+
+fn schedules_of(root: &Value) -> Result<&Map<String, Value>, ConfigError> {
+    root.as_object()
         .and_then(|o| o.get("schedules"))
         .ok_or_else(|| ConfigError::Shape {
             found: "found no \"schedules\" key".into(),
@@ -109,12 +138,7 @@ pub fn parse_schedules(document: &str) -> Result<Schedules, ConfigError> {
         .as_object()
         .ok_or_else(|| ConfigError::Shape {
             found: "found \"schedules\" that is not an object".into(),
-        })?;
-    let by_name = schedules
-        .iter()
-        .map(|(name, value)| (name.clone(), parse_schedule(name, value)))
-        .collect();
-    Ok(Schedules { by_name })
+        })
 }
 
 const SCHEDULE_FIELDS: &[&str] = &[
@@ -134,87 +158,139 @@ const PERIOD_FIELDS: &[&str] = &[
     "description",
 ];
 
+/// The value of a field that could be read; its problem goes to `errors`.
+fn keep<T, E>(result: Result<T, E>, errors: &mut Vec<E>) -> Option<T> {
+    result.map_err(|error| errors.push(error)).ok()
+}
+
 /// Field-by-field reading so every error names its exact path
-/// (`periods[1].weekdays`), which serde's messages do not.
-fn parse_schedule(name: &str, value: &Value) -> Result<Schedule, ScheduleError> {
+/// (`periods[1].weekdays`), which serde's messages do not. Every problem is
+/// collected, in field order; `Err` is never empty.
+fn read_schedule(name: &str, value: &Value) -> Result<Schedule, Vec<ScheduleError>> {
     let fail = |field: &str, problem: String| ScheduleError {
         schedule: name.to_string(),
         field: field.to_string(),
         problem,
     };
-    let object = value.as_object().ok_or_else(|| {
-        fail(
+    let Some(object) = value.as_object() else {
+        return Err(vec![fail(
             "(schedule)",
             format!("expected an object, found {}", kind(value)),
-        )
-    })?;
-    reject_unknown(object, SCHEDULE_FIELDS).map_err(|(f, p)| fail(&f, p))?;
+        )]);
+    };
+    let mut errors: Vec<ScheduleError> = unknown_fields(object, SCHEDULE_FIELDS)
+        .into_iter()
+        .map(|(f, p)| fail(&f, p))
+        .collect();
 
     let timezone = match object.get("timezone") {
-        None | Some(Value::Null) => TimeZone::UTC,
+        None | Some(Value::Null) => Ok(TimeZone::UTC),
         Some(Value::String(tz)) => TimeZone::get(tz).map_err(|_| {
             fail(
                 "timezone",
                 format!("unknown time zone \"{tz}\"; expected an IANA name such as \"Asia/Seoul\" or \"Europe/Berlin\""),
             )
-        })?,
-        Some(other) => return Err(fail("timezone", format!("expected a string, found {}", kind(other)))),
+        }),
+        Some(other) => Err(fail("timezone", format!("expected a string, found {}", kind(other)))),
     };
-    let enforced = optional_bool(object, "enforced").map_err(|p| fail("enforced", p))?;
-    let hibernate = optional_bool(object, "hibernate").map_err(|p| fail("hibernate", p))?;
+    let timezone = keep(timezone, &mut errors);
+    let enforced = keep(
+        optional_bool(object, "enforced").map_err(|p| fail("enforced", p)),
+        &mut errors,
+    );
+    let hibernate = keep(
+        optional_bool(object, "hibernate").map_err(|p| fail("hibernate", p)),
+        &mut errors,
+    );
 
-    let periods_value = object
-        .get("periods")
-        .ok_or_else(|| fail("periods", "is missing; expected a list of periods".into()))?;
-    let periods_list = periods_value.as_array().ok_or_else(|| {
-        fail(
-            "periods",
-            format!("expected a list, found {}", kind(periods_value)),
-        )
-    })?;
-    if periods_list.is_empty() {
-        return Err(fail(
-            "periods",
-            "is empty; a schedule needs at least one period (to keep instances stopped, use the ScheduleOverride tag)".into(),
-        ));
-    }
-    let periods = periods_list
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            parse_period(p).map_err(|(f, problem)| fail(&format!("periods[{i}].{f}"), problem))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-
-    let skip_dates = match object.get("skip_dates") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let field = format!("skip_dates[{i}]");
-                item.as_str()
-                    .ok_or_else(|| fail(&field, format!("expected a string, found {}", kind(item))))
-                    .and_then(|s| parse_skip_date(s).map_err(|p| fail(&field, p)))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
+    let periods = match object.get("periods") {
+        None => {
+            errors.push(fail(
+                "periods",
+                "is missing; expected a list of periods".into(),
+            ));
+            None
+        }
+        Some(Value::Array(list)) if list.is_empty() => {
+            errors.push(fail(
+                "periods",
+                "is empty; a schedule needs at least one period (to keep instances stopped, use the ScheduleOverride tag)".into(),
+            ));
+            None
+        }
+        Some(Value::Array(list)) => {
+            let before = errors.len();
+            let periods: Vec<Period> = list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| match parse_period(p) {
+                    Ok(period) => Some(period),
+                    Err(found) => {
+                        errors.extend(
+                            found
+                                .into_iter()
+                                .map(|(f, problem)| fail(&format!("periods[{i}].{f}"), problem)),
+                        );
+                        None
+                    }
+                })
+                .collect();
+            (errors.len() == before).then_some(periods)
+        }
         Some(other) => {
-            return Err(fail(
-                "skip_dates",
+            errors.push(fail(
+                "periods",
                 format!("expected a list, found {}", kind(other)),
-            ))
+            ));
+            None
         }
     };
 
-    Ok(Schedule {
-        name: name.to_string(),
-        digest: definition_digest(name, value),
-        timezone,
-        periods,
-        enforced,
-        hibernate,
-        skip_dates,
-    })
+    let skip_dates = match object.get("skip_dates") {
+        None | Some(Value::Null) => Some(Vec::new()),
+        Some(Value::Array(items)) => {
+            let before = errors.len();
+            let dates: Vec<SkipDate> = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    let field = format!("skip_dates[{i}]");
+                    let date = item
+                        .as_str()
+                        .ok_or_else(|| {
+                            fail(&field, format!("expected a string, found {}", kind(item)))
+                        })
+                        .and_then(|s| parse_skip_date(s).map_err(|p| fail(&field, p)));
+                    keep(date, &mut errors)
+                })
+                .collect();
+            (errors.len() == before).then_some(dates)
+        }
+        Some(other) => {
+            errors.push(fail(
+                "skip_dates",
+                format!("expected a list, found {}", kind(other)),
+            ));
+            None
+        }
+    };
+
+    match (timezone, enforced, hibernate, periods, skip_dates) {
+        (Some(timezone), Some(enforced), Some(hibernate), Some(periods), Some(skip_dates))
+            if errors.is_empty() =>
+        {
+            Ok(Schedule {
+                name: name.to_string(),
+                digest: definition_digest(name, value),
+                timezone,
+                periods,
+                enforced,
+                hibernate,
+                skip_dates,
+            })
+        }
+        _ => Err(errors),
+    }
 }
 
 /// The same definition always gives the same digest, whatever its layout or
@@ -262,14 +338,15 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
-fn parse_period(value: &Value) -> Result<Period, (String, String)> {
-    let object = value.as_object().ok_or_else(|| {
-        (
+/// Every problem of one period, in field order (`Err` is never empty).
+fn parse_period(value: &Value) -> Result<Period, Vec<(String, String)>> {
+    let Some(object) = value.as_object() else {
+        return Err(vec![(
             String::new(),
             format!("expected an object, found {}", kind(value)),
-        )
-    })?;
-    reject_unknown(object, PERIOD_FIELDS)?;
+        )]);
+    };
+    let mut errors = unknown_fields(object, PERIOD_FIELDS);
     let text = |field: &str| -> Result<Option<&str>, (String, String)> {
         match object.get(field) {
             None | Some(Value::Null) => Ok(None),
@@ -280,38 +357,48 @@ fn parse_period(value: &Value) -> Result<Period, (String, String)> {
             )),
         }
     };
-    let begin = text("begin")?
-        .map(parse_clock_time)
-        .transpose()
-        .map_err(at("begin"))?;
-    let end = text("end")?
-        .map(parse_clock_time)
-        .transpose()
-        .map_err(at("end"))?;
-    if let (Some(b), Some(e)) = (begin, end) {
+    let begin = keep(
+        text("begin").and_then(|t| t.map(parse_clock_time).transpose().map_err(at("begin"))),
+        &mut errors,
+    );
+    let end = keep(
+        text("end").and_then(|t| t.map(parse_clock_time).transpose().map_err(at("end"))),
+        &mut errors,
+    );
+    if let (Some(Some(b)), Some(Some(e))) = (begin, end) {
         if b == e {
-            return Err((
+            errors.push((
                 "end".into(),
                 format!("equals begin ({b}); a period must have a length"),
             ));
         }
     }
-    Ok(Period {
-        begin,
-        end,
-        weekdays: text("weekdays")?
-            .map(parse_weekdays)
-            .transpose()
-            .map_err(at("weekdays"))?,
-        monthdays: text("monthdays")?
-            .map(parse_monthdays)
-            .transpose()
-            .map_err(at("monthdays"))?,
-        months: text("months")?
-            .map(parse_months)
-            .transpose()
-            .map_err(at("months"))?,
-    })
+    let weekdays = keep(
+        text("weekdays").and_then(|t| t.map(parse_weekdays).transpose().map_err(at("weekdays"))),
+        &mut errors,
+    );
+    let monthdays = keep(
+        text("monthdays").and_then(|t| t.map(parse_monthdays).transpose().map_err(at("monthdays"))),
+        &mut errors,
+    );
+    let months = keep(
+        text("months").and_then(|t| t.map(parse_months).transpose().map_err(at("months"))),
+        &mut errors,
+    );
+    match (begin, end, weekdays, monthdays, months) {
+        (Some(begin), Some(end), Some(weekdays), Some(monthdays), Some(months))
+            if errors.is_empty() =>
+        {
+            Ok(Period {
+                begin,
+                end,
+                weekdays,
+                monthdays,
+                months,
+            })
+        }
+        _ => Err(errors),
+    }
 }
 
 /// Attaches a field name to a problem.
@@ -319,14 +406,18 @@ fn at(field: &'static str) -> impl Fn(String) -> (String, String) {
     move |problem| (field.to_string(), problem)
 }
 
-fn reject_unknown(object: &Map<String, Value>, known: &[&str]) -> Result<(), (String, String)> {
-    match object.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(unknown) => Err((
-            unknown.clone(),
-            format!("unknown field; expected one of {}", known.join(", ")),
-        )),
-        None => Ok(()),
-    }
+/// Every key of `object` that is not one of `known`, as (field, problem).
+fn unknown_fields(object: &Map<String, Value>, known: &[&str]) -> Vec<(String, String)> {
+    object
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|unknown| {
+            (
+                unknown.clone(),
+                format!("unknown field; expected one of {}", known.join(", ")),
+            )
+        })
+        .collect()
 }
 
 fn optional_bool(object: &Map<String, Value>, field: &str) -> Result<bool, String> {

@@ -14,7 +14,7 @@ pub use plan::{
 pub use settings::{
     parse_flag, parse_tick_event, EnvError, EventError, SchedulerSettings, TickRequest,
 };
-pub use tick::{run_tick, RegionClient, TickError, TickSummary};
+pub use tick::{run_tick, run_tick_with_schedules, RegionClient, TickError, TickSummary};
 
 #[cfg(test)]
 mod plan_tests;

@@ -11,7 +11,7 @@ use super::ec2::{
 };
 use super::plan::{plan_tick, Action, Failed, Skipped, TickPlan, Warning, APPLIED_TAG};
 use super::settings::{SchedulerSettings, TickRequest};
-use crate::schedule::{parse_schedules, ConfigError};
+use crate::schedule::{parse_schedules, ConfigError, Schedules};
 use crate::ssm::{get_parameter, ParameterError};
 
 /// An EC2 client for one of the regions the scheduler acts on.
@@ -55,8 +55,9 @@ pub enum TickError {
     },
 }
 
-/// Runs one tick. A missing or unreadable schedules document fails before
-/// anything is read from or done to EC2.
+/// Runs one tick with the schedules document of `SCHEDULES_PARAMETER`. A
+/// missing or unreadable schedules document fails before anything is read
+/// from or done to EC2.
 pub async fn run_tick(
     ssm: &aws_sdk_ssm::Client,
     regions: &[RegionClient],
@@ -68,6 +69,18 @@ pub async fn run_tick(
         parameter: settings.schedules_parameter.clone(),
         source,
     })?;
+    run_tick_with_schedules(&schedules, regions, settings, request).await
+}
+
+/// Runs one tick with schedules already read (`fleetops plan --file` passes
+/// a local document; with `dry_run` nothing is changed). `settings`'
+/// `schedules_parameter` is not read.
+pub async fn run_tick_with_schedules(
+    schedules: &Schedules,
+    regions: &[RegionClient],
+    settings: &SchedulerSettings,
+    request: TickRequest,
+) -> Result<TickSummary, TickError> {
     for invalid in schedules.errors() {
         tracing::warn!(schedule = %invalid.schedule, field = %invalid.field, problem = %invalid.problem, "invalid schedule; its instances are skipped");
     }
@@ -90,7 +103,7 @@ pub async fn run_tick(
         }
     }
 
-    let plan = plan_tick(&instances, &schedules, &settings.schedule_tag, request.now);
+    let plan = plan_tick(&instances, schedules, &settings.schedule_tag, request.now);
     let dry_run = request.dry_run || settings.dry_run;
     let mut summary = TickSummary {
         time: request.now.to_string(),
