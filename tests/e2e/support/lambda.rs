@@ -65,8 +65,15 @@ impl LambdaFunction {
         env: &[(String, String)],
         timeout_seconds: Option<u64>,
     ) -> Self {
+        // Checked before anything is started, so a missing binary leaks nothing.
+        let binary = target_dir().join("debug").join(name);
+        assert!(
+            binary.exists(),
+            "{} is not built; run `cargo build --workspace` first",
+            binary.display()
+        );
         let port = free_port();
-        let watch = cargo_lambda()
+        let mut watch = cargo_lambda()
             .args([
                 "watch",
                 "--only-lambda-apis",
@@ -88,14 +95,13 @@ impl LambdaFunction {
             .unwrap_or_else(|e| {
                 panic!("starting cargo lambda watch (run `make setup` first): {e}")
             });
-        wait_for_port(port);
+        // A `Child` is not killed on drop: stop watch before any panic.
+        if let Err(panic) = std::panic::catch_unwind(|| wait_for_port(port)) {
+            let _ = watch.kill();
+            let _ = watch.wait();
+            std::panic::resume_unwind(panic);
+        }
 
-        let binary = target_dir().join("debug").join(name);
-        assert!(
-            binary.exists(),
-            "{} is not built; run `cargo build --workspace` first",
-            binary.display()
-        );
         let log_path = std::env::temp_dir().join(format!("fleetops-{name}-{port}.log"));
         let log = std::fs::File::create(&log_path).expect("function log file");
         let function = Command::new(&binary)
@@ -159,18 +165,8 @@ impl LambdaFunction {
 
     /// Invokes the function with `event` through `cargo lambda invoke`.
     pub fn invoke(&self, event: &Value) -> Invocation {
-        let output: Output = cargo_lambda()
-            .args([
-                "invoke",
-                "_",
-                "--invoke-address",
-                "127.0.0.1",
-                "--invoke-port",
-            ])
-            .arg(self.port.to_string())
-            .args(["--output-format", "json", "--data-ascii"])
-            .arg(event.to_string())
-            .current_dir(repo_root())
+        let output: Output = self
+            .invoke_command(event)
             .output()
             .expect("running cargo lambda invoke");
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
