@@ -38,7 +38,18 @@ impl Run<'_> {
             token: Some(&detail.token),
             warm_pool: detail.destination.as_deref() == Some("WarmPool"),
         };
-        match decide_launch(detail, &self.settings.hook_name) {
+        let decision = decide_launch(detail, &self.settings.hook_name);
+        // Before anything else: a group that did not opt in is never patched
+        // nor completed (IAM would refuse its completion after the patch).
+        if !matches!(decision, LaunchDecision::Ignore(_)) && !self.opted_in(&detail.group).await? {
+            summary.skip(
+                Some(&detail.instance_id),
+                None,
+                self.not_opted_in_reason(&detail.group),
+            );
+            return Ok(());
+        }
+        match decision {
             LaunchDecision::Ignore(reason) => {
                 summary.skip(Some(&detail.instance_id), None, reason);
                 Ok(())
@@ -47,16 +58,6 @@ impl Run<'_> {
                 self.complete(&launch, result, reason, summary).await
             }
             LaunchDecision::Patch => {
-                // Before anything else: a group that did not opt in is never
-                // patched (IAM would refuse its completion after the patch).
-                if !self.opted_in(&detail.group).await? {
-                    summary.skip(
-                        Some(&detail.instance_id),
-                        None,
-                        self.not_opted_in_reason(&detail.group),
-                    );
-                    return Ok(());
-                }
                 // The event's moment is "now": the registration budget starts here.
                 self.patch_launch(&launch, LaunchTrigger::Event, summary, self.deadline)
                     .await
