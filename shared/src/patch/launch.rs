@@ -24,6 +24,7 @@ use super::summary::{CommandSent, Summary};
 /// The comment of a launch command after its fence: how `command_finished`
 /// tells fleetops' launch commands from every other patch command.
 const LAUNCH_COMMENT: &str = "launch";
+const TAKEN_OVER: &str = "duplicate: another invocation took this launch over";
 
 impl Run<'_> {
     pub(super) async fn launch(
@@ -231,6 +232,27 @@ impl Run<'_> {
         self.store.write(&item, version).await
     }
 
+    /// Moves an owned record to `phase` (only if nobody changed it since);
+    /// `false` when another invocation took it over.
+    async fn advance(
+        &self,
+        key: &str,
+        owned: &mut Stored<LaunchRecord>,
+        phase: LaunchPhase,
+    ) -> Result<bool, PatchError> {
+        owned.record.phase = phase;
+        match self
+            .write_launch(key, &owned.record, Some(owned.version))
+            .await?
+        {
+            Some(version) => {
+                owned.version = version;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// This invocation holds the claim: wait for the agent, then send.
     async fn wait_and_send(
         &self,
@@ -249,23 +271,15 @@ impl Run<'_> {
             if ssm::agent_online(&self.clients.ssm, id).await? {
                 let since = Timestamp::now();
                 let fence = new_fence(key, since);
-                owned.record.phase = LaunchPhase::Sending {
+                let sending = LaunchPhase::Sending {
                     fence: fence.clone(),
                     since,
                     owner_deadline: self.deadline,
                 };
-                let Some(version) = self
-                    .write_launch(key, &owned.record, Some(owned.version))
-                    .await?
-                else {
-                    summary.skip(
-                        Some(id),
-                        None,
-                        "duplicate: another invocation took this launch over",
-                    );
+                if !self.advance(key, &mut owned, sending).await? {
+                    summary.skip(Some(id), None, TAKEN_OVER);
                     return Ok(());
-                };
-                owned.version = version;
+                }
                 let comment = command_comment(
                     &fence,
                     &format!("{LAUNCH_COMMENT} {}/{}", launch.group, launch.hook),
@@ -316,21 +330,13 @@ impl Run<'_> {
                         return Ok(());
                     }
                     Sent::NotRegistered => {
-                        owned.record.phase = LaunchPhase::Claimed {
+                        let claimed = LaunchPhase::Claimed {
                             owner_deadline: self.deadline,
                         };
-                        let Some(version) = self
-                            .write_launch(key, &owned.record, Some(owned.version))
-                            .await?
-                        else {
-                            summary.skip(
-                                Some(id),
-                                None,
-                                "duplicate: another invocation took this launch over",
-                            );
+                        if !self.advance(key, &mut owned, claimed).await? {
+                            summary.skip(Some(id), None, TAKEN_OVER);
                             return Ok(());
-                        };
-                        owned.version = version;
+                        }
                     }
                 }
             }

@@ -10,6 +10,7 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use proptest::prelude::*;
 
+use super::tests::clock;
 use super::*;
 
 /// The contract's DST rule, found by search rather than by offsets: the first
@@ -92,14 +93,6 @@ impl Reference {
             _ => false,
         }
     }
-}
-
-fn clock() -> impl Strategy<Value = Option<String>> {
-    prop_oneof![
-        Just(None),
-        (0u8..24, prop_oneof![Just(0u8), Just(30u8), 0u8..60])
-            .prop_map(|(h, m)| Some(format!("{h:02}:{m:02}")))
-    ]
 }
 
 fn period() -> impl Strategy<Value = String> {

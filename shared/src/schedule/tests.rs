@@ -465,7 +465,7 @@ fn one_bad_schedule_leaves_the_others_usable() {
 
 // ---- properties -------------------------------------------------------------
 
-fn clock() -> impl Strategy<Value = Option<String>> {
+pub(super) fn clock() -> impl Strategy<Value = Option<String>> {
     prop_oneof![
         Just(None),
         (0u8..24, prop_oneof![Just(0u8), Just(30u8), 0u8..60])
