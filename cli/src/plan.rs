@@ -126,14 +126,7 @@ fn settings(
 fn region_clients(sdk_config: &aws_config::SdkConfig, regions: &[String]) -> Vec<RegionClient> {
     regions
         .iter()
-        .map(|region| RegionClient {
-            region: region.clone(),
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(sdk_config)
-                    .region(aws_sdk_ec2::config::Region::new(region.clone()))
-                    .build(),
-            ),
-        })
+        .map(|region| RegionClient::new(sdk_config, region))
         .collect()
 }
 

@@ -172,6 +172,7 @@ async fn given_a_missing_schedules_parameter_then_the_tick_fails_before_touching
     let regions = [RegionClient {
         region: "eu-west-1".into(),
         ec2,
+        ssm: ssm.clone(),
     }];
     let error = run_tick(&ssm, &regions, &settings(), request())
         .await
@@ -217,13 +218,19 @@ async fn given_a_valid_document_then_a_tick_stops_and_marks_through_the_sdk() {
         .then_output(|| aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build());
     let ssm = mock_client!(aws_sdk_ssm, [&parameter]);
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe, &stop, &tag]);
+    // Before stopping: which instances are patching (none), one call.
+    let nothing_patching = mock!(aws_sdk_ssm::Client::list_commands).then_output(|| {
+        aws_sdk_ssm::operation::list_commands::ListCommandsOutput::builder().build()
+    });
     let regions = [RegionClient {
         region: "eu-west-1".into(),
         ec2,
+        ssm: mock_client!(aws_sdk_ssm, [&nothing_patching]),
     }];
     let summary = run_tick(&ssm, &regions, &settings(), request())
         .await
         .expect("tick");
     assert_eq!(summary.stopped, ["i-1"]);
     assert_eq!((stop.num_calls(), tag.num_calls()), (1, 1));
+    assert_eq!(nothing_patching.num_calls(), 1);
 }

@@ -300,3 +300,53 @@ async fn given_a_stop_that_fails_past_the_sdk_retries_then_the_instance_is_repor
     );
     assert_eq!(fleet.states().await[&id], "running");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_an_instance_being_patched_then_the_evening_tick_waits_for_the_patch_to_end() {
+    let fleet = Fleet::new().await;
+    fleet.put_schedules(OFFICE_AND_LATE).await;
+    let patching = fleet.launch(&[("Schedule", "office")]).await;
+    let idle = fleet.launch(&[("Schedule", "office")]).await;
+    // Someone else's patch run (a maintenance window, say), an hour long.
+    fleet.emulator.control(
+        "POST",
+        "/_fleetops/ssm/agent",
+        Some(&json!({"instance_id": patching, "online_after_seconds": 0})),
+    );
+    fleet.emulator.control(
+        "POST",
+        "/_fleetops/ssm/command-outcome",
+        Some(&json!({"instance_id": patching, "status": "Success", "after_seconds": 3600})),
+    );
+    let config = fleet.emulator.sdk_config("us-east-1").await;
+    aws_sdk_ssm::Client::new(&config)
+        .send_command()
+        .document_name("AWS-RunPatchBaseline")
+        .instance_ids(&patching)
+        .parameters("Operation", vec!["Install".to_string()])
+        .send()
+        .await
+        .expect("patch command");
+    let function = fleet.start_function(&[]);
+    let evening = function
+        .invoke(&tick_at("2026-11-26T18:05:00Z"))
+        .output()
+        .clone();
+    assert_eq!(ids(&evening, "stopped"), vec![idle.clone()], "{evening}");
+    assert!(
+        reasons(&evening, "skipped", "reason")[&patching].contains("patching"),
+        "{evening}"
+    );
+    assert_eq!(fleet.states().await[&patching], "running");
+    // The patch run ends; the next tick stops it (the 18:00 stop is not lost).
+    fleet.emulator.control(
+        "POST",
+        "/_fleetops/clock/advance",
+        Some(&json!({"seconds": 3700})),
+    );
+    let later = function
+        .invoke(&tick_at("2026-11-26T18:10:00Z"))
+        .output()
+        .clone();
+    assert_eq!(ids(&later, "stopped"), vec![patching.clone()], "{later}");
+}

@@ -25,14 +25,7 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     let regions = settings
         .regions
         .iter()
-        .map(|region| RegionClient {
-            region: region.clone(),
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(&sdk_config)
-                    .region(aws_sdk_ec2::config::Region::new(region.clone()))
-                    .build(),
-            ),
-        })
+        .map(|region| RegionClient::new(&sdk_config, region))
         .collect();
     let deps = Deps {
         settings,

@@ -2,6 +2,7 @@
 
 pub mod ec2;
 mod instance;
+mod patching;
 mod plan;
 mod settings;
 mod tick;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::ec2::{
     change_state, describe_scheduled_instances, record_applied, DescribeError, StateChange,
 };
+use super::patching::{hold_for_patching, instances_patching, stops_in};
 use super::plan::{plan_tick, Action, Failed, Skipped, TickPlan, Warning, APPLIED_TAG};
 use super::settings::{SchedulerSettings, TickRequest};
 use crate::schedule::{parse_schedules, ConfigError, Schedules};
@@ -19,6 +20,28 @@ use crate::ssm::{get_parameter, ParameterError};
 pub struct RegionClient {
     pub region: String,
     pub ec2: aws_sdk_ec2::Client,
+    /// For the patch commands in progress in the region.
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+impl RegionClient {
+    /// The clients of `region`, from the default chain's configuration.
+    pub fn new(sdk_config: &aws_config::SdkConfig, region: &str) -> Self {
+        let region_name = aws_config::Region::new(region.to_string());
+        Self {
+            region: region.to_string(),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(sdk_config)
+                    .region(region_name.clone())
+                    .build(),
+            ),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(sdk_config)
+                    .region(region_name)
+                    .build(),
+            ),
+        }
+    }
 }
 
 /// The invocation's result, as the contract spells it.
@@ -103,7 +126,22 @@ pub async fn run_tick_with_schedules(
         }
     }
 
-    let plan = plan_tick(&instances, schedules, &settings.schedule_tag, request.now);
+    let mut plan = plan_tick(&instances, schedules, &settings.schedule_tag, request.now);
+    // Patching comes first: read only where the tick would stop something.
+    let holding = regions.iter().filter(|r| stops_in(&plan, &r.region));
+    let patching = join_all(holding.map(|r| async move {
+        (
+            r.region.clone(),
+            instances_patching(&r.ssm, &r.region).await,
+        )
+    }))
+    .await;
+    for (region, read) in &patching {
+        if let Err(error) = read {
+            tracing::warn!(region = %region, error = %error, "patch commands could not be read; no stop in this region");
+        }
+        hold_for_patching(&mut plan, region, read.as_ref());
+    }
     let dry_run = request.dry_run || settings.dry_run;
     let mut summary = TickSummary {
         time: request.now.to_string(),
