@@ -142,12 +142,12 @@ impl Run<'_> {
                         summary.commands.push(launch_command(None, &stored.record));
                         return Ok(());
                     }
-                    stored.record.phase = LaunchPhase::Claimed {
+                    let claimed = LaunchPhase::Claimed {
                         owner_deadline: self.deadline,
                     };
-                    self.write_launch(&key, &stored.record, Some(stored.version))
+                    self.advance(&key, &mut stored, claimed)
                         .await?
-                        .map(|version| Stored { version, ..stored })
+                        .then_some(stored)
                 }
                 (LaunchStep::LookUp { fence, since }, Some(mut stored)) => {
                     let LaunchPhase::Sending { owner_deadline, .. } = stored.record.phase else {
@@ -174,15 +174,11 @@ impl Run<'_> {
                                 );
                                 return Ok(());
                             }
-                            stored.record.phase = LaunchPhase::Sent {
+                            let sent = LaunchPhase::Sent {
                                 command_id: command_id.clone(),
                                 sent_at: since,
                             };
-                            if self
-                                .write_launch(&key, &stored.record, Some(stored.version))
-                                .await?
-                                .is_some()
-                            {
+                            if self.advance(&key, &mut stored, sent).await? {
                                 tracing::info!(instance_id = id, action = "adopt_command", result = "adopted", command_id = %command_id, "adopted the command of a crashed invocation");
                                 summary.skip(Some(id), Some(&command_id), "adopted: the patch command was sent before a crash; not sent again");
                                 return Ok(());
@@ -194,12 +190,12 @@ impl Run<'_> {
                                 summary.commands.push(launch_command(None, &stored.record));
                                 return Ok(());
                             }
-                            stored.record.phase = LaunchPhase::Claimed {
+                            let claimed = LaunchPhase::Claimed {
                                 owner_deadline: self.deadline,
                             };
-                            self.write_launch(&key, &stored.record, Some(stored.version))
+                            self.advance(&key, &mut stored, claimed)
                                 .await?
-                                .map(|version| Stored { version, ..stored })
+                                .then_some(stored)
                         }
                     }
                 }

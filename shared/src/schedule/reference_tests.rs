@@ -10,7 +10,7 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use proptest::prelude::*;
 
-use super::tests::clock;
+use super::tests::{clock, schedule};
 use super::*;
 
 /// The contract's DST rule, found by search rather than by offsets: the first
@@ -137,18 +137,6 @@ fn start_then_overnight_end() -> impl Strategy<Value = String> {
             r#"{{"weekdays": "{day}", "begin": "{start:02}:15"}}, {{"weekdays": "{before}", "begin": "{begin:02}:00", "end": "{end:02}:00"}}"#
         )
     })
-}
-
-fn schedule(json: &str) -> Schedule {
-    let doc = format!(r#"{{"schedules": {{"s": {json}}}}}"#);
-    match parse_schedules(&doc)
-        .expect("document parses")
-        .by_name
-        .remove("s")
-    {
-        Some(Ok(s)) => s,
-        other => panic!("schedule did not parse: {other:?}"),
-    }
 }
 
 fn compare(json: &str, start: &str, days: i64) -> Result<(), TestCaseError> {

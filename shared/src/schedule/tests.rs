@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn schedule(json: &str) -> Schedule {
+pub(super) fn schedule(json: &str) -> Schedule {
     let doc = format!(r#"{{"schedules": {{"s": {json}}}}}"#);
     match parse_schedules(&doc)
         .expect("document parses")
