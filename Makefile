@@ -11,7 +11,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests talk to the emulator only; never to a real account.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: setup build test test-rust test-emulator test-tools lint fmt-check clippy template demo package bench clean-demo
+.PHONY: setup build test test-rust test-emulator test-tools lint fmt-check clippy template demo package bench clean-demo browser
 
 setup: $(VENV)/.installed $(LINT_VENV)/.installed
 
@@ -39,7 +39,19 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test-rust: build
+# Headless Chromium renders the report page in the end-to-end tests (and the
+# demo's screenshot): Debian's package, installed when missing (as root), or
+# FLEETOPS_CHROMIUM=/path/to/chromium.
+CHROMIUM ?= $(or $(FLEETOPS_CHROMIUM),chromium)
+browser:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: apt-get install -y chromium (as root), or set FLEETOPS_CHROMIUM" >&2; exit 1; \
+	  fi; }
+
+test-rust: build browser
 	$(CARGO) test --workspace
 
 test-emulator: $(VENV)/.installed

@@ -229,6 +229,8 @@ banner "instance-scheduler"
 echo "Fleet before the tick (a ScheduleOverride tag wins over the schedule: running keeps an instance up, skip leaves it alone):"
 "$PY" tools/demo_fleet.py states "$ENDPOINT"
 run_function instance-scheduler events/instance-scheduler-tick.json
+echo "-- its metrics: one CloudWatch Embedded Metric Format line on stdout (namespace fleetops), which Lambda turns into metrics:"
+grep -h '"_aws"' "$WORK/instance-scheduler.log" | sed 's/^/  /' || echo "  (none)"
 echo "Fleet after the tick (as EC2 now reports it):"
 "$PY" tools/demo_fleet.py states "$ENDPOINT"
 
@@ -259,5 +261,22 @@ echo "The dispatcher's records (DynamoDB $STATE_TABLE; every change a conditiona
 
 banner "compliance-reporter: the nightly report, as an SQS subscriber of the topic receives it"
 REPORT_TOPIC=$("$PY" tools/demo_report.py seed "$ENDPOINT")
-run_function compliance-reporter events/compliance-reporter-nightly.json "REPORT_TOPIC_ARN=$REPORT_TOPIC"
+run_function compliance-reporter events/compliance-reporter-nightly.json "REPORT_TOPIC_ARN=$REPORT_TOPIC" \
+  REPORT_BUCKET=fleetops-demo-reports
 "$PY" tools/demo_report.py read "$ENDPOINT"
+banner "compliance-reporter: the page people forward (HTML in S3, with the trend of the previous nights)"
+PAGE_URI=$("$PY" tools/demo_report.py page "$ENDPOINT" "$WORK/report.html")
+echo "Stored at $PAGE_URI; a copy to open in a browser: $WORK/report.html"
+CHROMIUM=${FLEETOPS_CHROMIUM:-chromium}
+if command -v "$CHROMIUM" >/dev/null 2>&1; then
+  profile=$(mktemp -d)
+  # Off the network and out of any profile, or it waits for the network.
+  timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$profile" --screenshot="$WORK/report.png" --window-size=390,844 \
+    "$WORK/report.html" </dev/null >/dev/null 2>&1 9>&- || true
+  rm -rf "$profile"
+  if [ -s "$WORK/report.png" ]; then
+    echo "As a phone shows it (headless Chromium, 390x844): $WORK/report.png"
+  fi
+fi

@@ -2,9 +2,14 @@
 association compliance for the demo fleet, creates the report topic with an SQS
 subscriber, and prints what the subscriber received.
 
-    python tools/demo_report.py seed  ENDPOINT   # prints the topic ARN
-    python tools/demo_report.py read  ENDPOINT   # prints the e-mail text and the JSON
+    python tools/demo_report.py seed  ENDPOINT       # prints the topic ARN
+    python tools/demo_report.py read  ENDPOINT       # prints the e-mail text and the JSON
+    python tools/demo_report.py page  ENDPOINT FILE  # copies tonight's HTML page to FILE, prints its URI
+
+The bucket gets 14 earlier nights of (made-up) full reports, so the page's
+trend has something to show.
 """
+import calendar
 import json
 import sys
 import time
@@ -15,6 +20,8 @@ import boto3
 REGION = "us-east-1"
 TOPIC = "fleetops-compliance-report"
 QUEUE = "fleetops-report-reader"
+BUCKET = "fleetops-demo-reports"
+PREFIX = "fleetops/reports/"
 
 # Name tag -> (agent ping status or None for unmanaged, patch state fields or None)
 PLAN = {
@@ -71,6 +78,21 @@ def seed(endpoint):
             ExecutionSummary={"ExecutionTime": time.time()},
             Items=[{"Id": "cloudwatch-agent", "Title": "AWS-ConfigureAWSPackage", "Severity": "HIGH", "Status": status}],
         )
+    s3 = client("s3", endpoint)
+    s3.create_bucket(Bucket=BUCKET)
+    # The nights before the demo's nightly event (its `time` is "now" for the reporter).
+    with open("events/compliance-reporter-nightly.json", encoding="utf-8") as f:
+        event_time = json.load(f)["time"]
+    now = calendar.timegm(time.strptime(event_time, "%Y-%m-%dT%H:%M:%SZ"))
+    for back in range(14, 0, -1):
+        night = time.strftime("%Y-%m-%d", time.gmtime(now - back * 86400))
+        compliant = max(1, 7 - back // 2)
+        report = {
+            "type": "fleetops.compliance-report", "version": 1, "generated_at": f"{night}T02:00:00Z", "complete": back != 5,
+            "totals": {"running": 8, "compliant": compliant, "noncompliant": 8 - compliant, "missing_critical": 1 + back // 7,
+                       "unmanaged": 1, "stale": 1, "stopped_stale": 1},
+        }
+        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}{night}/compliance-020000Z.json", Body=json.dumps(report).encode())
     topic = sns.create_topic(Name=TOPIC)["TopicArn"]
     queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -98,5 +120,21 @@ def read(endpoint):
     print(json.dumps({k: report[k] for k in ("subject", "totals", "groups", "changes", "gaps", "links")}, indent=2))
 
 
+def page(endpoint, out):
+    s3 = client("s3", endpoint)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX).get("Contents", []) if o["Key"].endswith(".html")]
+    if not keys:
+        print("(no page was stored)")
+        return
+    key = max(keys)
+    with open(out, "wb") as f:
+        f.write(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    print(f"s3://{BUCKET}/{key}")
+
+
 if __name__ == "__main__":
-    {"seed": seed, "read": read}[sys.argv[1]](sys.argv[2])
+    command = sys.argv[1]
+    if command == "page":
+        page(sys.argv[2], sys.argv[3])
+    else:
+        {"seed": seed, "read": read}[command](sys.argv[2])

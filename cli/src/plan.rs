@@ -4,12 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use fleetops::accounts::{resolve_accounts, units, AccountConfigs, AccountSettings};
 use fleetops::aws::{error_text, load_sdk_config};
 use fleetops::scheduler::ec2::describe_scheduled_instances;
 use fleetops::scheduler::{
-    run_tick, run_tick_with_schedules, RegionClient, SchedulerSettings, TickError, TickRequest,
-    TickSummary,
+    read_schedules, run_units, RegionClient, SchedulerSettings, TickRequest, TickSummary,
 };
+
+/// The role session name in spoke accounts' CloudTrail.
+const SESSION_NAME: &str = "fleetops-cli-plan";
 use jiff::Timestamp;
 
 use crate::output::{judge, plural, print, read_document, report, Verdict};
@@ -53,31 +56,55 @@ pub async fn run(
         now: at.unwrap_or_else(Timestamp::now),
         dry_run: true,
     };
-    let (source, result) = match &local {
-        Some((label, schedules)) => (
-            format!("file {label}"),
-            run_tick_with_schedules(schedules, &region_clients, &settings, request).await,
+    let ssm = aws_sdk_ssm::Client::new(&sdk_config);
+    let (source, read) = match &local {
+        Some((label, _)) => (format!("file {label}"), None),
+        None => (
+            format!("Parameter Store {}", settings.schedules_parameter),
+            Some(
+                read_schedules(&ssm, &settings)
+                    .await
+                    .map_err(|error| Failure::problem(error_text(&error)))?,
+            ),
         ),
-        None => {
-            let ssm = aws_sdk_ssm::Client::new(&sdk_config);
-            (
-                format!("Parameter Store {}", settings.schedules_parameter),
-                run_tick(&ssm, &region_clients, &settings, request).await,
-            )
-        }
     };
-    let (summary, code) = match result {
-        Ok(summary) => (summary, EXIT_OK),
-        Err(TickError::Regions { failures, summary }) => {
-            for failure in &failures {
-                eprintln!("fleetops: {}", error_text(failure));
-            }
-            (*summary, EXIT_PROBLEM)
-        }
-        Err(error) => return Err(Failure::problem(error_text(&error))),
+    let schedules = match (&local, &read) {
+        (Some((_, schedules)), _) => schedules,
+        (None, Some(schedules)) => schedules,
+        (None, None) => return Err(Failure::problem("no schedules")),
     };
+    // Every account and region the Lambda would handle (ACCOUNTS, REGIONS).
+    let accounts = AccountSettings::from_env(|name| std::env::var(name).ok())
+        .map_err(|error| Failure::problem(error.to_string()))?;
+    let configs = AccountConfigs::new(sdk_config.clone(), &accounts.spoke_role_name, SESSION_NAME)
+        .await
+        .map_err(|error| Failure::problem(error_text(&error)))?;
+    let organizations = aws_sdk_organizations::Client::new(&sdk_config);
+    let ids = resolve_accounts(&accounts.accounts, configs.own_account(), &organizations)
+        .await
+        .map_err(|error| Failure::problem(error_text(&error)))?;
+    let fleet_summary = run_units(
+        schedules,
+        &units(&ids, &settings.regions),
+        &configs,
+        &settings,
+        request,
+    )
+    .await;
+    for unhandled in &fleet_summary.unhandled {
+        eprintln!(
+            "fleetops: {}/{}: {}",
+            unhandled.account, unhandled.region, unhandled.reason
+        );
+    }
+    let code = if fleet_summary.unhandled.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_PROBLEM
+    };
+    let summary = fleet_summary.flattened();
     let text = if json {
-        let mut text = serde_json::to_string_pretty(&summary)
+        let mut text = serde_json::to_string_pretty(&fleet_summary)
             .map_err(|e| Failure::problem(format!("cannot write JSON: {e}")))?;
         text.push('\n');
         text

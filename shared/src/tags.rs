@@ -5,6 +5,20 @@ pub const PATCH_GROUP_TAG: &str = "Patch Group";
 /// The fallback key, for instances whose tags cannot hold a space.
 pub const PATCH_GROUP_FALLBACK_TAG: &str = "PatchGroup";
 
+/// Tag the patch dispatcher puts on an instance it starts for a patch window
+/// (`wake_stopped`), before it starts it: the window's end, RFC 3339 in UTC.
+/// While the window is open the scheduler never stops the instance; once it
+/// has closed the scheduler brings the instance to its schedule's state once
+/// and removes the tag (the dispatcher removes it when it stops the instance
+/// after its patch command).
+pub const WOKEN_TAG: &str = "fleetops:woken";
+
+/// The end of the patch window a `fleetops:woken` value names; `None` when
+/// the value is not an RFC 3339 instant.
+pub fn woken_until(value: &str) -> Option<jiff::Timestamp> {
+    value.trim().parse().ok()
+}
+
 /// The patch group of an instance from its tags: `Patch Group`, else
 /// `PatchGroup`. A blank value counts as no tag, so `Patch Group=""` with
 /// `PatchGroup=web` is `web`. The dispatcher and the reporter both use this.

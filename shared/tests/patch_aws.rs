@@ -38,6 +38,7 @@ fn web_install() -> ScheduledPatch {
         max_errors: "1".into(),
         reboot: RebootOption::RebootIfNeeded,
         time: None,
+        wake_window: None,
     }
 }
 
@@ -56,6 +57,7 @@ async fn given_throttling_when_sending_the_scheduled_command_then_it_is_retried_
         &CommandTarget::PatchGroupTag("web"),
         Some("snap"),
         "fleetops f1 scheduled Install of web",
+        None,
     )
     .await
     .expect("sent after retries");
@@ -77,6 +79,7 @@ async fn given_throttling_that_never_ends_then_the_error_names_the_target_and_ke
         &CommandTarget::PatchGroupTag("web"),
         None,
         "fleetops f1 scheduled Install of web",
+        None,
     )
     .await
     .unwrap_err();

@@ -13,7 +13,7 @@ use fleetops::report::snapshot::{
 };
 use fleetops::report::{
     build_report, fit_message, render_html, render_json, render_text, subject, ComplianceReport,
-    Previous, Standing, SNS_MAX_BYTES,
+    Previous, Standing, Trend, SNS_MAX_BYTES,
 };
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
@@ -452,12 +452,20 @@ fn given_any_region_or_counts_then_the_subject_is_one_ascii_line_under_100_chara
 #[test]
 fn given_a_report_then_the_html_page_has_one_inline_chart_per_group_and_no_external_assets() {
     let report = build_report(&mixed_fleet(), &previous(), now(), 7);
-    let html = render_html(&report);
-    assert_eq!(html.matches("<svg").count(), report.groups.len());
+    let html = render_html(&report, &Trend::default());
+    assert_eq!(
+        html.matches("<svg class=\"group-bar\"").count(),
+        report.groups.len()
+    );
+    // Links to the EC2 console only; nothing is loaded from anywhere.
     assert!(
-        !html.contains("src=") && !html.contains("href="),
+        !html.contains("src=") && !html.contains("<link") && !html.contains("<script"),
         "no external assets"
     );
+    assert!(html
+        .split("href=\"")
+        .skip(1)
+        .all(|link| link.starts_with("https://us-east-1.console.aws.amazon.com/ec2/")));
     let json = render_json(&report, "s", &[]);
     assert_eq!(json["totals"]["noncompliant"], 3);
 }
@@ -712,7 +720,7 @@ fn given_the_ec2_read_failed_then_no_metric_drops_to_0_and_every_section_says_un
         !section(&text, "Worst instances").contains("none"),
         "{text}"
     );
-    let html = render_html(&report);
+    let html = render_html(&report, &Trend::default());
     let (page, _embedded_text) = html.split_once("<h2>Text report</h2>").expect("html");
     assert!(page.contains(unknown), "{page}");
     assert!(
@@ -868,9 +876,9 @@ fn given_stopped_instances_then_a_missing_or_stale_scan_is_counted_per_group_and
         section(&text, "Patch groups").contains("STOP-STALE"),
         "{text}"
     );
-    let html = render_html(&report);
+    let html = render_html(&report, &Trend::default());
     let (page, _) = html.split_once("<h2>Text report</h2>").expect("html");
-    assert!(page.contains("3 stopped with a stale scan"), "{page}");
+    assert!(page.contains("(patch debt 3)"), "{page}");
     // Kept for tomorrow's comparison.
     let kept: Previous = serde_json::from_str(&Previous::from_report(&report)).expect("json");
     assert_eq!(kept.totals.get("stopped_stale"), Some(&4));

@@ -8,11 +8,13 @@ use aws_sdk_ssm::types::{
     OperatingSystem,
 };
 use fleetops_e2e::{event, Emulator, LambdaFunction};
+
+mod page;
 use serde_json::{json, Value};
 
 const REGION: &str = "us-east-1";
 
-struct Fleet {
+pub(crate) struct Fleet {
     emulator: Emulator,
     ec2: aws_sdk_ec2::Client,
     ssm: aws_sdk_ssm::Client,
@@ -21,7 +23,7 @@ struct Fleet {
     s3: aws_sdk_s3::Client,
 }
 
-struct Seeded {
+pub(crate) struct Seeded {
     web_ok: String,
     web_critical: String,
     web_reboot: String,
@@ -34,7 +36,7 @@ struct Seeded {
 }
 
 impl Fleet {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let emulator = Emulator::start();
         let config = emulator.sdk_config(REGION).await;
         Self {
@@ -121,7 +123,7 @@ impl Fleet {
     }
 
     /// Two patch groups (web with a baseline, db without), and one of everything.
-    async fn seed(&self) -> Seeded {
+    pub(crate) async fn seed(&self) -> Seeded {
         let baseline = self
             .ssm
             .create_patch_baseline()
@@ -204,7 +206,7 @@ impl Fleet {
     }
 
     /// A topic with an SQS subscriber (raw delivery off, as by default).
-    async fn topic_with_queue(&self) -> (String, String) {
+    pub(crate) async fn topic_with_queue(&self) -> (String, String) {
         let topic = self
             .sns
             .create_topic()
@@ -264,13 +266,13 @@ impl Fleet {
             .collect()
     }
 
-    fn start_function(&self, extra_env: &[(&str, &str)]) -> LambdaFunction {
+    pub(crate) fn start_function(&self, extra_env: &[(&str, &str)]) -> LambdaFunction {
         self.emulator
             .start_function("compliance-reporter", REGION, extra_env)
     }
 }
 
-fn nightly_now() -> Value {
+pub(crate) fn nightly_now() -> Value {
     let mut e = event("compliance-reporter-nightly.json");
     e["time"] = json!(jiff::Timestamp::now().to_string());
     e
@@ -545,7 +547,12 @@ async fn given_a_report_bucket_when_the_report_runs_then_json_and_html_are_store
     let full: Value = serde_json::from_str(&get(json_key).await).expect("full JSON");
     assert_eq!(full["totals"]["noncompliant"], json!(3));
     let html = get(html_key).await;
-    assert_eq!(html.matches("<svg").count(), 3, "one chart per group");
+    assert_eq!(
+        html.matches("<svg class=\"group-bar\"").count(),
+        3,
+        "one chart per group"
+    );
+    assert!(html.contains("the trend starts tonight"), "first report");
     assert!(html.contains(&s.web_critical));
 
     let notifications = fleet.notifications(&queue_url).await;

@@ -151,6 +151,25 @@ def test_connection_lost_agent_delivery_times_out(emu, ec2, ssm):
     assert c["DeliveryTimedOutCount"] == 1 and c["Status"] == "TimedOut"
 
 
+def test_a_stopped_instance_started_before_the_timeout_gets_the_command(emu, ec2, ssm):
+    # AWS keeps an undelivered invocation Pending/Delayed and delivers it when
+    # the node is reachable again, until the delivery timeout.
+    woken, asleep = _fleet(emu, ec2, 2)
+    ec2.stop_instances(InstanceIds=[woken, asleep])
+    cid = ssm.send_command(DocumentName=PATCH, Targets=[{"Key": "tag:Patch Group", "Values": ["web"]}],
+                           Parameters={"Operation": ["Install"]}, TimeoutSeconds=600)["Command"]["CommandId"]
+    assert ssm.get_command_invocation(CommandId=cid, InstanceId=woken)["Status"] == "Pending"
+    ec2.start_instances(InstanceIds=[woken])
+    emu.post("/_fleetops/clock/advance", {"seconds": 30})
+    assert ssm.get_command_invocation(CommandId=cid, InstanceId=woken)["Status"] == "Success"
+    assert ssm.get_command_invocation(CommandId=cid, InstanceId=asleep)["Status"] == "Pending"
+    emu.post("/_fleetops/clock/advance", {"seconds": 600})
+    late = ssm.get_command_invocation(CommandId=cid, InstanceId=asleep)
+    assert (late["Status"], late["StatusDetails"]) == ("TimedOut", "DeliveryTimedOut")
+    ec2.start_instances(InstanceIds=[asleep])
+    assert ssm.get_command_invocation(CommandId=cid, InstanceId=asleep)["Status"] == "TimedOut"
+
+
 def test_list_command_invocations_filters_details_paging(emu, ec2, ssm):
     ids = _fleet(emu, ec2, 7)
     emu.post("/_fleetops/ssm/command-outcome", {"instance_id": ids[0], "status": "Failed", "document_name": PATCH})

@@ -2,6 +2,7 @@
 
 use fleetops::aws::{diagnostic, load_sdk_config};
 use fleetops::input::{parse_tick_event, EnvError};
+use fleetops::metrics::{emf_line, reporter_metrics, REPORTER};
 use fleetops::report::{run_report, Clients, ReportError, ReportOutput, ReporterSettings};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -59,6 +60,16 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<ReportOutput, 
     match run_report(&deps.clients, &deps.settings, request).await {
         Ok(output) => {
             tracing::info!(summary = %serde_json::to_string(&output).unwrap_or_default(), "report done");
+            // Metrics (EMF) on their own stdout line.
+            let metrics = reporter_metrics(&output);
+            if let Some(line) = emf_line(
+                REPORTER,
+                &deps.clients.region,
+                jiff::Timestamp::now(),
+                metrics,
+            ) {
+                println!("{line}");
+            }
             Ok(output)
         }
         Err(error) => {

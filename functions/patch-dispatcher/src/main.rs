@@ -1,6 +1,7 @@
 //! patch-dispatcher: wiring only. The behaviour lives in `fleetops::patch`.
 
 use fleetops::aws::{diagnostic, invocation_deadline, load_sdk_config};
+use fleetops::metrics::{dispatcher_metrics, emf_line, DISPATCHER};
 use fleetops::patch::{dispatch, parse_event, Clients, PatchError, PatchSettings, Summary};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -8,6 +9,7 @@ use serde_json::Value;
 struct Deps {
     settings: PatchSettings,
     clients: Clients,
+    region: String,
 }
 
 fn main() -> Result<(), lambda_runtime::Error> {
@@ -18,6 +20,10 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     let settings = PatchSettings::from_env(|name| std::env::var(name).ok())?;
     let sdk_config = load_sdk_config().await;
     let deps = Deps {
+        region: sdk_config
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
         settings,
         clients: Clients {
             ssm: aws_sdk_ssm::Client::new(&sdk_config),
@@ -35,9 +41,15 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<Summary, Diagn
         diagnostic("InvalidEvent", &e)
     })?;
     let deadline = invocation_deadline(event.context.deadline, jiff::Timestamp::now());
-    dispatch(&deps.clients, &deps.settings, request, deadline)
-        .await
-        .map_err(|error| {
+    let result = dispatch(&deps.clients, &deps.settings, request, deadline).await;
+    // Metrics (EMF) on their own stdout line.
+    if let Ok(summary) = &result {
+        let metrics = dispatcher_metrics(summary);
+        if let Some(line) = emf_line(DISPATCHER, &deps.region, jiff::Timestamp::now(), metrics) {
+            println!("{line}");
+        }
+    }
+    result.map_err(|error| {
             let kind = match &error {
                 PatchError::StateCorrupt { .. } | PatchError::StateMalformed { .. } => {
                     "InvalidState"

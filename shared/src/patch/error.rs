@@ -26,6 +26,12 @@ pub enum PatchError {
         #[source]
         source: SdkError<DescribeInstancesError>,
     },
+    #[error("reading the stopped instances of patch group {group} to wake failed")]
+    WakeCandidates {
+        group: String,
+        #[source]
+        source: SdkError<DescribeInstancesError>,
+    },
     #[error("instance {instance_id} does not exist in EC2")]
     NoSuchInstance { instance_id: String },
     #[error("reading state record {key} failed")]

@@ -109,7 +109,13 @@ pub struct ScheduledPatch {
     /// event's `time` (passed in by the rule's input transformer), or the UTC
     /// day of the delivery when the input has none.
     pub time: Option<jiff::Timestamp>,
+    /// `wake_stopped: true`: how long the patch window lasts
+    /// (`window_minutes`, default 120). `None`: only running instances.
+    pub wake_window: Option<jiff::SignedDuration>,
 }
+
+/// `window_minutes` when `wake_stopped` is true and it is not given.
+pub const DEFAULT_WINDOW_MINUTES: u64 = 120;
 
 /// The keys a schedule's input may have; any other is refused by name.
 const SCHEDULED_KEYS: &[&str] = &[
@@ -308,28 +314,39 @@ fn parse_scheduled(object: &serde_json::Map<String, Value>) -> Result<ScheduledP
             ),
         });
     }
-    // Waking stopped instances for the window is not built yet: refuse it
-    // rather than patch only what happens to be running.
-    match object.get("wake_stopped") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
-        Some(Value::Bool(true)) => {
+    let wake_stopped = match object.get("wake_stopped") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(wake)) => *wake,
+        Some(other) => {
             return Err(err(
                 "wake_stopped",
-                "true is not supported by this version of fleetops (only running instances are patched)",
+                format!("expected true or false, found {other}"),
             ))
         }
-        Some(other) => return Err(err("wake_stopped", format!("expected true or false, found {other}"))),
-    }
-    match object.get("window_minutes") {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|m| (1..=1440).contains(&m)) => {}
+    };
+    let window_minutes = match object.get("window_minutes") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|m| (1..=1440).contains(&m)) => n.as_u64(),
         Some(other) => {
             return Err(err(
                 "window_minutes",
                 format!("expected a number of minutes from 1 to 1440, found {other}"),
             ))
         }
+    };
+    // A window with no word on waking would be silently ignored: refuse it
+    // (an explicit `"wake_stopped": false` switches a rule's window off).
+    let wake_given = matches!(object.get("wake_stopped"), Some(Value::Bool(_)));
+    if window_minutes.is_some() && !wake_given {
+        return Err(err(
+            "window_minutes",
+            "only meaningful with \"wake_stopped\": true (running instances are patched without a window)",
+        ));
     }
+    let wake_window = wake_stopped.then(|| {
+        let minutes = window_minutes.unwrap_or(DEFAULT_WINDOW_MINUTES);
+        jiff::SignedDuration::from_mins(i64::try_from(minutes).unwrap_or(i64::MAX))
+    });
     let time = match object.get("time") {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(text.trim().parse::<jiff::Timestamp>().map_err(|e| {
@@ -378,6 +395,7 @@ fn parse_scheduled(object: &serde_json::Map<String, Value>) -> Result<ScheduledP
         max_errors,
         reboot,
         time,
+        wake_window,
     })
 }
 
@@ -489,14 +507,37 @@ mod tests {
         let e = parse_event(&typo).unwrap_err();
         assert!(e.problem.contains("\"wake_stoped\""), "{e}");
         let mut wake = sample("scheduled");
-        wake["wake_stopped"] = json!(true);
+        wake["wake_stopped"] = json!("yes");
         assert_eq!(parse_event(&wake).unwrap_err().field, "wake_stopped");
+        let mut lonely = sample("scheduled");
+        lonely["window_minutes"] = json!(60);
+        assert_eq!(parse_event(&lonely).unwrap_err().field, "window_minutes");
         let mut time = sample("scheduled");
         time["time"] = json!("2026-11-29 02:00");
         assert_eq!(parse_event(&time).unwrap_err().field, "time");
         let mut minutes = sample("scheduled");
         minutes["window_minutes"] = json!(0);
         assert_eq!(parse_event(&minutes).unwrap_err().field, "window_minutes");
+    }
+
+    #[test]
+    fn wake_stopped_opens_a_window_of_window_minutes_default_120() {
+        let scheduled = |input: Value| match parse_event(&input).expect("valid").trigger {
+            Trigger::Scheduled(s) => s,
+            other => panic!("not scheduled: {other:?}"),
+        };
+        assert_eq!(scheduled(sample("scheduled")).wake_window, None);
+        let mut wake = sample("scheduled");
+        wake["wake_stopped"] = json!(true);
+        assert_eq!(
+            scheduled(wake.clone()).wake_window,
+            Some(jiff::SignedDuration::from_mins(120))
+        );
+        wake["window_minutes"] = json!(45);
+        assert_eq!(
+            scheduled(wake).wake_window,
+            Some(jiff::SignedDuration::from_mins(45))
+        );
     }
 
     #[test]

@@ -494,8 +494,18 @@ impl Run<'_> {
             summary.skip(None, Some(command), "SSM does not know this command");
             return Ok(());
         };
-        let is_launch = comment.starts_with("fleetops ")
-            && comment.split_whitespace().nth(2) == Some(LAUNCH_COMMENT);
+        let ours = comment.starts_with("fleetops ");
+        let kind = comment.split_whitespace().nth(2);
+        if ours && kind == Some(super::scheduled::WAKE_COMMENT) {
+            // A wake run's command ended: hand its woken instances back.
+            let woken = self.wakes_of_command(command).await?;
+            if woken.is_empty() {
+                summary.skip(None, Some(command), "a wake run's command that woke nobody");
+                return Ok(());
+            }
+            return self.return_woken(&woken, summary).await;
+        }
+        let is_launch = ours && kind == Some(LAUNCH_COMMENT);
         let [instance_id] = instance_ids.as_slice() else {
             summary.skip(None, Some(command), "not a fleetops launch command");
             return Ok(());

@@ -14,6 +14,8 @@ pub mod state;
 pub mod store;
 mod summary;
 mod sweep;
+mod wake;
+pub mod wake_state;
 
 pub use decide::{
     decide_launch, is_final, patch_group, snapshot_id, validate_max_concurrency,
@@ -27,4 +29,4 @@ pub use events::{
     COMMAND_STATUS_DETAIL_TYPE, LAUNCHING, LAUNCH_DETAIL_TYPE, PATCH_DOCUMENT,
 };
 pub use settings::{LifecycleResult, OnFailure, PatchSettings};
-pub use summary::{CommandSent, Failure, LifecycleAction, Skipped, Summary};
+pub use summary::{CommandSent, Failure, LifecycleAction, Returned, Skipped, Summary};

@@ -24,21 +24,28 @@ use super::state::{
 use super::store::{run_instance_key, run_key, Item, Stored};
 use super::summary::{CommandSent, Failure, Summary};
 
+/// The word after the fence in the comment of a wake run's commands: how a
+/// command's status event tells them from the others.
+pub(super) const WAKE_COMMENT: &str = "wake";
+/// `SendCommand`'s `TimeoutSeconds` range.
+const SEND_TIMEOUT_MIN: i64 = 30;
+const SEND_TIMEOUT_MAX: i64 = 172_800;
+
 /// How often a duplicate looks at a run another invocation holds.
 const RUN_POLL: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 
 /// A fallback instance's record within a run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct FallbackRecord {
-    instance_id: String,
-    phase: TargetPhase,
+pub(super) struct FallbackRecord {
+    pub(super) instance_id: String,
+    pub(super) phase: TargetPhase,
 }
 
 /// The run as this invocation owns it.
-struct Owned<'a> {
-    patch: &'a ScheduledPatch,
-    key: String,
-    stored: Stored<RunRecord>,
+pub(super) struct Owned<'a> {
+    pub(super) patch: &'a ScheduledPatch,
+    pub(super) key: String,
+    pub(super) stored: Stored<RunRecord>,
     /// Targets that failed in a way a retry can mend.
     failed: Vec<String>,
 }
@@ -96,6 +103,8 @@ impl Run<'_> {
                         owner_deadline: self.deadline,
                         primary: None,
                         done_at: None,
+                        window_end: None,
+                        woken: Vec::new(),
                     };
                     if self.dry_run {
                         return self.plan_run(patch, snapshot.as_deref(), summary).await;
@@ -151,7 +160,7 @@ impl Run<'_> {
 
     /// Saves the run record this invocation owns; losing it means another
     /// invocation took over (only possible after our deadline).
-    async fn save_run(&self, owned: &mut Owned<'_>) -> Result<(), PatchError> {
+    pub(super) async fn save_run(&self, owned: &mut Owned<'_>) -> Result<(), PatchError> {
         match self
             .write_run(&owned.key, &owned.stored.record, Some(owned.stored.version))
             .await?
@@ -168,9 +177,22 @@ impl Run<'_> {
 
     /// Works every target of an owned run; done only when none failed.
     async fn resume(&self, owned: &mut Owned<'_>, summary: &mut Summary) -> Result<(), PatchError> {
+        if let Some(window) = owned.patch.wake_window {
+            // Fixed once, at the first claim: a retry keeps the same window.
+            let window_end =
+                *owned.stored.record.window_end.get_or_insert_with(|| {
+                    owned.patch.time.unwrap_or_else(Timestamp::now) + window
+                });
+            if owned.stored.record.primary.is_none() {
+                self.wake_group(owned, window_end, summary).await?;
+            }
+        }
         self.primary_target(owned, summary).await?;
         if let Err(error) = self.fallback_targets(owned, summary).await {
             failure(owned, summary, "fallback instances", &error);
+        }
+        if owned.patch.wake_window.is_some() {
+            self.finish_wakes(owned).await?;
         }
         if owned.failed.is_empty() {
             owned.stored.record.done_at = Some(Timestamp::now());
@@ -226,7 +248,7 @@ impl Run<'_> {
             since,
         });
         self.save_run(owned).await?;
-        match self.send(owned.patch, &target, &fence).await {
+        match self.send(owned, &target, &fence).await {
             Ok(command_id) => {
                 owned.stored.record.primary = Some(TargetPhase::Sent {
                     command_id: command_id.clone(),
@@ -329,7 +351,7 @@ impl Run<'_> {
             }
             let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
             let target = CommandTarget::Instances(&ids);
-            match self.send(owned.patch, &target, &fence).await {
+            match self.send(owned, &target, &fence).await {
                 Ok(command_id) => {
                     for (id, version) in ids.iter().zip(versions) {
                         let record = FallbackRecord {
@@ -375,10 +397,26 @@ impl Run<'_> {
 
     async fn send(
         &self,
-        patch: &ScheduledPatch,
+        owned: &Owned<'_>,
         target: &CommandTarget<'_>,
         fence: &str,
     ) -> Result<String, PatchError> {
+        let patch = owned.patch;
+        // A wake's command is only delivered within the window.
+        let window_end = owned
+            .stored
+            .record
+            .window_end
+            .filter(|_| patch.wake_window.is_some());
+        let timeout = window_end.map(|end| {
+            let left = end.duration_since(Timestamp::now()).as_secs();
+            i32::try_from(left.clamp(SEND_TIMEOUT_MIN, SEND_TIMEOUT_MAX)).unwrap_or(i32::MAX)
+        });
+        let verb = if window_end.is_some() {
+            WAKE_COMMENT
+        } else {
+            "scheduled"
+        };
         let snapshot = (patch.operation == Operation::Install).then(|| {
             snapshot_id(
                 &patch.patch_group,
@@ -388,7 +426,7 @@ impl Run<'_> {
         let comment = command_comment(
             fence,
             &format!(
-                "scheduled {} of {}",
+                "{verb} {} of {}",
                 patch.operation.as_str(),
                 patch.patch_group
             ),
@@ -399,6 +437,7 @@ impl Run<'_> {
             target,
             snapshot.as_deref(),
             &comment,
+            timeout,
         )
         .await?;
         tracing::info!(patch_group = %patch.patch_group, action = "send_command", result = "sent", command_id = %command_id, target = %target, operation = patch.operation.as_str(), "scheduled patch command");

@@ -57,6 +57,13 @@ pub struct PatchSettings {
     pub agent_registration_timeout: Duration,
     /// `AGENT_POLL_INTERVAL_SECONDS`, default 10: pause between agent checks.
     pub agent_poll_interval: Duration,
+    /// `SCHEDULE_TAG`, default `Schedule` (as the scheduler): a patch window
+    /// wakes only stopped instances that carry it.
+    pub schedule_tag: String,
+    /// `SCHEDULES_PARAMETER`, default `/fleetops/schedules` (as the
+    /// scheduler): read before a woken instance is stopped again, so one its
+    /// schedule wants running by then keeps running.
+    pub schedules_parameter: String,
 }
 
 impl PatchSettings {
@@ -114,6 +121,9 @@ impl PatchSettings {
                 non_empty("AGENT_POLL_INTERVAL_SECONDS"),
                 10,
             )?,
+            schedule_tag: non_empty("SCHEDULE_TAG").unwrap_or_else(|| "Schedule".into()),
+            schedules_parameter: non_empty("SCHEDULES_PARAMETER")
+                .unwrap_or_else(|| "/fleetops/schedules".into()),
         })
     }
 }
@@ -168,6 +178,10 @@ mod tests {
         assert_eq!(every.group_opt_in_tag, None);
         assert_eq!(s.agent_registration_timeout, Duration::from_secs(600));
         assert!(!s.dry_run);
+        assert_eq!(
+            (s.schedule_tag.as_str(), s.schedules_parameter.as_str()),
+            ("Schedule", "/fleetops/schedules")
+        );
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub async fn send_scheduled_command(
     target: &CommandTarget<'_>,
     snapshot_id: Option<&str>,
     comment: &str,
+    timeout_seconds: Option<i32>,
 ) -> Result<String, PatchError> {
     let mut request = ssm
         .send_command()
@@ -121,7 +122,12 @@ pub async fn send_scheduled_command(
         .max_errors(&patch.max_errors)
         .parameters("Operation", vec![patch.operation.as_str().to_string()])
         .parameters("RebootOption", vec![patch.reboot.as_str().to_string()])
-        .comment(truncate(comment, 100));
+        .comment(truncate(comment, 100))
+        // A patch window: an instance the command cannot reach before the
+        // window closes is never patched after it ("If this time is reached
+        // and the command hasn't already started running, it won't run",
+        // SendCommand, TimeoutSeconds).
+        .set_timeout_seconds(timeout_seconds);
     request = match target {
         CommandTarget::PatchGroupTag(group) => request.targets(
             Target::builder()

@@ -263,6 +263,12 @@ pub struct RunRecord {
     /// Set once every target was handled.
     #[serde(with = "rfc3339::option", default)]
     pub done_at: Option<Timestamp>,
+    /// `wake_stopped`: when the patch window ends (fixed at the claim, so a
+    /// retry keeps it), and the instances this run claimed to wake.
+    #[serde(with = "rfc3339::option", default)]
+    pub window_end: Option<Timestamp>,
+    #[serde(default)]
+    pub woken: Vec<String>,
 }
 
 impl RunRecord {

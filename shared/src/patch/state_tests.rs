@@ -195,6 +195,8 @@ fn run(done: bool, deadline: i64) -> RunRecord {
         owner_deadline: at(deadline),
         primary: None,
         done_at: done.then(|| at(2)),
+        window_end: None,
+        woken: Vec::new(),
     }
 }
 

@@ -227,6 +227,16 @@ pub fn run_key(patch_group: &str, operation: &str, run: &str) -> String {
     format!("run#{patch_group}#{operation}#{run}")
 }
 
+/// Key of an instance's patch-window wake (one at a time per instance).
+pub fn wake_key(instance_id: &str) -> String {
+    format!("wake#{instance_id}")
+}
+
+/// Key of the list of woken instances a command reached.
+pub fn wakes_of_command_key(command_id: &str) -> String {
+    format!("wakes#{command_id}")
+}
+
 /// Key of one fallback instance's record within a run.
 pub fn run_instance_key(run_key: &str, instance_id: &str) -> String {
     format!("{run_key}#{instance_id}")

@@ -10,6 +10,12 @@ pub struct Summary {
     pub commands: Vec<CommandSent>,
     pub lifecycle_actions: Vec<LifecycleAction>,
     pub heartbeats: Vec<String>,
+    /// Stopped instances started for a scheduled run's patch window
+    /// (`wake_stopped`).
+    pub woken: Vec<String>,
+    /// Woken instances handed back after their patching: stopped again, or
+    /// left running because their schedule wants them running by then.
+    pub returned: Vec<Returned>,
     pub skipped: Vec<Skipped>,
     pub errors: Vec<Failure>,
 }
@@ -37,6 +43,14 @@ pub struct LifecycleAction {
     pub reason: String,
     /// False when the action was no longer active (completed before or timed out).
     pub applied: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Returned {
+    pub instance_id: String,
+    /// `false`: left running (its schedule wants it running now).
+    pub stopped: bool,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -75,6 +89,8 @@ impl Summary {
         self.commands.extend(other.commands);
         self.lifecycle_actions.extend(other.lifecycle_actions);
         self.heartbeats.extend(other.heartbeats);
+        self.woken.extend(other.woken);
+        self.returned.extend(other.returned);
         self.skipped.extend(other.skipped);
         self.errors.extend(other.errors);
     }

@@ -59,6 +59,22 @@ impl Run<'_> {
                 .buffer_unordered(SWEEP_CONCURRENCY)
                 .collect()
                 .await;
+        // Woken instances whose patch command ended and whose status event
+        // was lost, or whose window closed before a command reached them.
+        match self.woken_running().await {
+            Ok(woken) => {
+                if let Err(error) = self.return_woken(&woken, summary).await {
+                    summary.errors.push(Failure {
+                        instance_id: None,
+                        error: format!("woken instances: {}", crate::error_text(&error)),
+                    });
+                }
+            }
+            Err(error) => summary.errors.push(Failure {
+                instance_id: None,
+                error: crate::error_text(&error),
+            }),
+        }
         for (instance_id, part, outcome) in results {
             summary.merge(part);
             if let Err(error) = outcome {

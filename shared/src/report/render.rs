@@ -9,6 +9,7 @@ use super::build::{
     section, ComplianceReport, Coverage, GroupReport, InstanceLine, InstanceRef, SectionGap,
     Standing,
 };
+use super::headline::Headline;
 use super::snapshot::SOURCE_PATCH_GROUPS;
 
 /// Subjects must be under 100 characters.
@@ -224,6 +225,9 @@ pub fn render_text(report: &ComplianceReport, links: &[String]) -> String {
     if !report.complete {
         let _ =
             writeln!(out, "INCOMPLETE: some data could not be read; what depends on it is unknown (see \"Missing data\").");
+    }
+    for line in Headline::of(report).text_lines() {
+        let _ = writeln!(out, "{line}");
     }
     out.push('\n');
     let _ = writeln!(out, "Summary");

@@ -6,6 +6,8 @@ use serde::Serialize;
 use super::build::{build_report, Previous};
 use super::fit::{fit_message, SNS_MAX_BYTES};
 use super::gather::gather;
+use super::headline::Headline;
+use super::history::read_trend;
 use super::html::render_html;
 use super::publish::{
     publish, read_previous, report_keys, save_previous, store_objects, PublishFailure,
@@ -13,6 +15,7 @@ use super::publish::{
 use super::render::{render_json, subject};
 use super::settings::ReporterSettings;
 use super::snapshot::{DataGap, SOURCE_PREVIOUS};
+use super::trend::{night_of, TrendPoint};
 use crate::error_text;
 use crate::input::TickRequest;
 
@@ -50,6 +53,12 @@ pub struct ReportOutput {
     /// Items kept per list when the message had to be shortened.
     pub kept_per_list: Option<usize>,
     pub previous_saved: bool,
+    /// The report's headline (the page's and the e-mail's first numbers).
+    pub headline: Headline,
+    /// Previous nights drawn in the page's trend; none when no page was stored.
+    pub trend_nights: Option<usize>,
+    /// Previous reports left out of the trend (`key: reason`).
+    pub trend_skipped: Vec<String>,
 }
 
 pub async fn run_report(
@@ -76,10 +85,26 @@ pub async fn run_report(
 
     let mut objects = Vec::new();
     let mut links = Vec::new();
+    let mut trend_nights = None;
+    let mut trend_skipped = Vec::new();
     if let (Some(bucket), false) = (&settings.bucket, dry_run) {
         let (json_key, html_key) = report_keys(request.now);
         let full_json = render_json(&report, &subject(&report), &[]).to_string();
-        let html = render_html(&report);
+        let tonight = TrendPoint::of(&report, &night_of(request.now));
+        let trend = read_trend(&clients.s3, bucket, request.now, tonight).await;
+        trend_nights = Some(trend.previous_nights());
+        trend_skipped = trend
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.key, s.reason))
+            .chain(
+                trend
+                    .listing_error
+                    .iter()
+                    .map(|e| format!("(listing): {e}")),
+            )
+            .collect();
+        let html = render_html(&report, &trend);
         let stored = store_objects(
             &clients.s3,
             bucket,
@@ -123,6 +148,9 @@ pub async fn run_report(
         report_objects: objects,
         kept_per_list: message.kept_per_list,
         previous_saved: false,
+        headline: Headline::of(&report),
+        trend_nights,
+        trend_skipped,
     };
     if dry_run {
         tracing::info!(action = "publish", result = "dry-run", subject = %output.subject, bytes = output.bytes, "report built, nothing published");

@@ -243,3 +243,22 @@ pub async fn record_applied(
     }
     failures
 }
+
+/// Removes the tag `tag_key` (whatever its value) from instances, one
+/// DeleteTags call per 1000; failures are returned per instance.
+pub async fn remove_tag(client: &Client, tag_key: &str, ids: &[String]) -> Vec<(String, String)> {
+    let mut failures = Vec::new();
+    for batch in ids.chunks(TAG_BATCH_SIZE) {
+        let result = client
+            .delete_tags()
+            .set_resources(Some(batch.to_vec()))
+            .tags(Tag::builder().key(tag_key).build())
+            .send()
+            .await;
+        if let Err(error) = result {
+            let text = error_text(&error);
+            failures.extend(batch.iter().map(|id| (id.clone(), text.clone())));
+        }
+    }
+    failures
+}

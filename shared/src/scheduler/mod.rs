@@ -1,21 +1,29 @@
 //! instance-scheduler: stops and starts tagged EC2 instances on schedules.
 
 pub mod ec2;
+mod fleet;
 mod instance;
 mod patching;
 mod plan;
 mod settings;
 mod tick;
 
+pub use fleet::{
+    parse_work_batch, queue_units, run_units, run_work_batch, BatchItemFailure, FleetTickSummary,
+    Located, UnitDone, UnitMessage, WorkItem,
+};
 pub use instance::{Instance, InstanceState, StateReason};
 pub use plan::{
-    plan_tick, Action, Failed, Marker, PlannedAction, PlannedMark, Skipped, TickPlan, Warning,
-    APPLIED_TAG, ASG_TAG, MAX_TAGS, OVERRIDE_TAG,
+    override_keeps_stopped, plan_tick, wants_running, Action, Failed, Marker, PlannedAction,
+    PlannedMark, PlannedWakeEnd, Skipped, TickPlan, Warning, APPLIED_TAG, ASG_TAG, MAX_TAGS,
+    OVERRIDE_TAG,
 };
 pub use settings::{
     parse_flag, parse_tick_event, EnvError, EventError, SchedulerSettings, TickRequest,
 };
-pub use tick::{run_tick, run_tick_with_schedules, RegionClient, TickError, TickSummary};
+pub use tick::{
+    read_schedules, run_tick, run_tick_with_schedules, RegionClient, TickError, TickSummary,
+};
 
 #[cfg(test)]
 mod plan_tests;

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::instance::{Instance, InstanceState};
 use crate::schedule::{Schedule, Schedules, Transition};
+use crate::tags::{woken_until, WOKEN_TAG};
 
 /// Tag that pins an instance's state or makes the scheduler leave it alone.
 pub const OVERRIDE_TAG: &str = "ScheduleOverride";
@@ -143,6 +144,17 @@ pub struct TickPlan {
     pub warnings: Vec<Warning>,
     /// Instances whose `ScheduleOverride` has expired: the schedule governs again.
     pub expired_overrides: Vec<String>,
+    /// Instances whose patch window (`fleetops:woken`) has closed: brought to
+    /// their schedule's state by this tick, then the tag is removed.
+    pub wake_ends: Vec<PlannedWakeEnd>,
+}
+
+/// An instance whose `fleetops:woken` tag is to be removed once this tick
+/// has brought it to its schedule's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedWakeEnd {
+    pub instance_id: String,
+    pub region: String,
 }
 
 /// Decides, for every instance carrying the schedule tag, what this tick does.
@@ -155,9 +167,16 @@ pub fn plan_tick(
     let mut plan = TickPlan::default();
     let mut evaluated = HashMap::new();
     for instance in instances {
-        let (decision, expired) = decide(instance, schedules, schedule_tag, now, &mut evaluated);
+        let (decision, expired, wake_ended) =
+            decide(instance, schedules, schedule_tag, now, &mut evaluated);
         if expired {
             plan.expired_overrides.push(instance.instance_id.clone());
+        }
+        if wake_ended {
+            plan.wake_ends.push(PlannedWakeEnd {
+                instance_id: instance.instance_id.clone(),
+                region: instance.region.clone(),
+            });
         }
         let writes_marker = matches!(
             &decision,
@@ -297,16 +316,48 @@ impl ScheduleNow {
     }
 }
 
+/// What an instance's `fleetops:woken` tag says at "now".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Woken {
+    /// The patch window is open until then: no stop.
+    Open(Timestamp),
+    /// The window closed then (or the tag is unreadable: the epoch): the
+    /// schedule's state is applied once, as after an expired override.
+    Closed(Timestamp),
+}
+
+fn read_woken(value: Option<&str>, now: Timestamp) -> Option<Woken> {
+    let until = woken_until(value?).unwrap_or(Timestamp::UNIX_EPOCH);
+    Some(if now < until {
+        Woken::Open(until)
+    } else {
+        Woken::Closed(until)
+    })
+}
+
+/// The decision, whether an expired override is news, and whether a closed
+/// patch window's tag is to be removed.
 fn decide(
     instance: &Instance,
     schedules: &Schedules,
     schedule_tag: &str,
     now: Timestamp,
     evaluated: &mut HashMap<String, ScheduleNow>,
-) -> (Decision, bool) {
+) -> (Decision, bool, bool) {
     let overridden = read_override(instance.tags.get(OVERRIDE_TAG).map(String::as_str), now);
     let expired = matches!(overridden, Ok(Override::Expired { .. }));
-    let decision = decide_state(
+    let woken = read_woken(instance.tags.get(WOKEN_TAG).map(String::as_str), now);
+    // A closed patch window hands the instance back to its schedule like an
+    // expired override: the schedule's state once, then transitions govern
+    // (so the wake is never mistaken for a hand start).
+    let overridden = match (woken, overridden) {
+        (Some(Woken::Closed(end)), Ok(Override::None)) => Ok(Override::Expired { until: end }),
+        (Some(Woken::Closed(end)), Ok(Override::Expired { until })) => Ok(Override::Expired {
+            until: until.max(end),
+        }),
+        (_, other) => other,
+    };
+    let mut decision = decide_state(
         instance,
         overridden,
         schedules,
@@ -314,9 +365,15 @@ fn decide(
         now,
         evaluated,
     );
+    if let (Some(Woken::Open(until)), Decision::Act(Action::Stop { .. }, _)) = (woken, &decision) {
+        decision = Decision::Skip(format!(
+            "woken for its patch window ({WOKEN_TAG}) until {until}: not stopped while the window is open"
+        ));
+    }
     // An expired override is news only for instances fleetops governs.
     let listed = expired && !matches!(decision, Decision::Skip(_));
-    (decision, listed)
+    let wake_ended = matches!(woken, Some(Woken::Closed(_)));
+    (decision, listed, wake_ended)
 }
 
 fn decide_state(
@@ -465,5 +522,36 @@ fn decide_state(
         Some(_) if already_applied => Decision::Nothing,
         Some(transition) if transition.running == running => Decision::Mark(marker),
         Some(transition) => Decision::Act(toward(transition.running), Some(marker)),
+    }
+}
+
+/// Whether a `ScheduleOverride` value keeps the instance stopped or out of
+/// fleetops' hands at `now` (`stopped`, `skip`, or unreadable): a patch
+/// window does not wake such an instance.
+pub fn override_keeps_stopped(value: Option<&str>, now: Timestamp) -> bool {
+    matches!(
+        read_override(value, now),
+        Ok(Override::Skip | Override::Pin { running: false }) | Err(_)
+    )
+}
+
+/// Whether the instance's schedule, or a `ScheduleOverride` pin, wants it
+/// running at `now`; `None` when it carries no valid schedule. The patch
+/// dispatcher asks this before it stops an instance it woke.
+pub fn wants_running(
+    tags: &std::collections::BTreeMap<String, String>,
+    schedules: &Schedules,
+    schedule_tag: &str,
+    now: Timestamp,
+) -> Option<bool> {
+    match read_override(tags.get(OVERRIDE_TAG).map(String::as_str), now) {
+        Ok(Override::Pin { running }) => return Some(running),
+        Ok(_) => {}
+        Err(_) => return None,
+    }
+    let name = tags.get(schedule_tag).map(|v| v.trim())?;
+    match schedules.get(name) {
+        Some(Ok(schedule)) => Some(schedule.wants_running(now)),
+        _ => None,
     }
 }

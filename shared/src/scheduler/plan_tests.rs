@@ -6,6 +6,7 @@ use jiff::Timestamp;
 
 use super::*;
 use crate::schedule::parse_schedules;
+use crate::tags::WOKEN_TAG;
 
 const SCHEDULES: &str = r#"{"schedules": {
   "office": {"timezone": "UTC", "periods": [{"weekdays": "mon-fri", "begin": "09:00", "end": "18:00"}]},
@@ -693,4 +694,88 @@ fn a_stop_hours_after_a_good_start_is_not_a_start_that_did_not_hold() {
     let p = plan(&[i], "2026-11-26T14:00:00Z");
     assert!(p.failed.is_empty(), "{p:?}");
     assert_eq!(p.actions[0].action, Action::Start);
+}
+
+/// An instance stopped by `office` at 18:00 (transition-only, marked), woken
+/// by the patch dispatcher at 02:00 for a window until 04:00.
+fn woken(schedule: &str, state: &str, until: &str) -> Instance {
+    instance(
+        "i-woken",
+        state,
+        &[
+            ("Schedule", schedule),
+            (
+                APPLIED_TAG,
+                &marker("2026-11-25T18:00:00Z", schedule).tag_value(),
+            ),
+            (WOKEN_TAG, until),
+        ],
+    )
+}
+
+#[test]
+fn a_woken_instance_is_never_stopped_while_its_window_is_open() {
+    for schedule in ["office", "office-enforced"] {
+        let p = plan(
+            &[woken(schedule, "running", "2026-11-26T04:00:00Z")],
+            "2026-11-26T03:00:00Z",
+        );
+        assert!(p.actions.is_empty(), "{schedule}: {p:?}");
+        assert!(p.wake_ends.is_empty(), "{schedule}: {p:?}");
+        if schedule == "office-enforced" {
+            assert!(p.skipped[0].reason.contains("patch window"), "{p:?}");
+        }
+    }
+}
+
+#[test]
+fn after_the_window_a_woken_instance_gets_its_schedules_state_once_then_transitions_govern() {
+    // Transition-only: the 18:00 stop was applied before the wake, so without
+    // the tag the running instance would look hand-started and keep running.
+    let p = plan(
+        &[woken("office", "running", "2026-11-26T04:00:00Z")],
+        "2026-11-26T04:05:00Z",
+    );
+    assert_eq!(p.actions.len(), 1, "{p:?}");
+    assert_eq!(p.actions[0].action, STOP);
+    let applied = p.actions[0].applied.clone().expect("marker");
+    assert_eq!(applied.at, ts("2026-11-26T04:00:00Z"));
+    assert_eq!(
+        p.wake_ends,
+        vec![PlannedWakeEnd {
+            instance_id: "i-woken".into(),
+            region: "eu-west-1".into()
+        }]
+    );
+    assert!(p.expired_overrides.is_empty(), "{p:?}");
+    // Tag removed and marker written: a later hand start keeps running.
+    let mut after = woken("office", "running", "2026-11-26T04:00:00Z");
+    after.tags.remove(WOKEN_TAG);
+    after.tags.insert(APPLIED_TAG.into(), applied.tag_value());
+    assert!(plan(&[after], "2026-11-26T05:00:00Z").actions.is_empty());
+    // A schedule that wants it running by then keeps it running.
+    let morning = plan(
+        &[woken("office", "running", "2026-11-26T10:00:00Z")],
+        "2026-11-26T10:05:00Z",
+    );
+    assert!(morning.actions.is_empty(), "{morning:?}");
+    assert_eq!(morning.marks.len(), 1, "{morning:?}");
+    assert_eq!(morning.wake_ends.len(), 1, "{morning:?}");
+    // Already stopped again by the dispatcher: only the tag goes.
+    let stopped = plan(
+        &[woken("office", "stopped", "2026-11-26T04:00:00Z")],
+        "2026-11-26T04:05:00Z",
+    );
+    assert!(stopped.actions.is_empty(), "{stopped:?}");
+    assert_eq!(stopped.wake_ends.len(), 1, "{stopped:?}");
+}
+
+#[test]
+fn an_unreadable_woken_tag_is_removed_and_the_schedule_governs() {
+    let p = plan(
+        &[woken("office-enforced", "running", "soon")],
+        "2026-11-26T03:00:00Z",
+    );
+    assert_eq!(p.actions.len(), 1, "{p:?}");
+    assert_eq!(p.wake_ends.len(), 1, "{p:?}");
 }

@@ -7,13 +7,15 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use super::ec2::{
-    change_state, describe_scheduled_instances, record_applied, DescribeError, StateChange,
+    change_state, describe_scheduled_instances, record_applied, remove_tag, DescribeError,
+    StateChange,
 };
 use super::patching::{hold_for_patching, instances_patching, stops_in};
 use super::plan::{plan_tick, Action, Failed, Skipped, TickPlan, Warning, APPLIED_TAG};
 use super::settings::{SchedulerSettings, TickRequest};
 use crate::schedule::{parse_schedules, ConfigError, Schedules};
 use crate::ssm::{get_parameter, ParameterError};
+use crate::tags::WOKEN_TAG;
 
 /// An EC2 client for one of the regions the scheduler acts on.
 #[derive(Clone, Debug)]
@@ -87,12 +89,21 @@ pub async fn run_tick(
     settings: &SchedulerSettings,
     request: TickRequest,
 ) -> Result<TickSummary, TickError> {
+    let schedules = read_schedules(ssm, settings).await?;
+    run_tick_with_schedules(&schedules, regions, settings, request).await
+}
+
+/// The schedules document of `SCHEDULES_PARAMETER`, parsed: a missing or
+/// unreadable document is an error, and nothing is read from or done to EC2.
+pub async fn read_schedules(
+    ssm: &aws_sdk_ssm::Client,
+    settings: &SchedulerSettings,
+) -> Result<Schedules, TickError> {
     let document = get_parameter(ssm, &settings.schedules_parameter).await?;
-    let schedules = parse_schedules(&document).map_err(|source| TickError::Config {
+    parse_schedules(&document).map_err(|source| TickError::Config {
         parameter: settings.schedules_parameter.clone(),
         source,
-    })?;
-    run_tick_with_schedules(&schedules, regions, settings, request).await
+    })
 }
 
 /// Runs one tick with schedules already read (`fleetops plan --file` passes
@@ -278,6 +289,21 @@ async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcom
         }
     }
 
+    // A closed patch window's tag goes once the instance is in its schedule's
+    // state (not when its stop was held back or failed: the next tick again).
+    let unsettled: std::collections::HashSet<&str> = plan
+        .skipped
+        .iter()
+        .map(|s| s.instance_id.as_str())
+        .chain(outcome.failed.iter().map(|f| f.instance_id.as_str()))
+        .collect();
+    let settled: Vec<String> = plan
+        .wake_ends
+        .iter()
+        .filter(|w| w.region == region.region && !unsettled.contains(w.instance_id.as_str()))
+        .map(|w| w.instance_id.clone())
+        .collect();
+    let mut tag_failures = remove_tag(&region.ec2, WOKEN_TAG, &settled).await;
     for (applied, ids) in to_mark {
         for (id, error) in record_applied(&region.ec2, APPLIED_TAG, &applied, &ids).await {
             // The instance is in its state; only the marker is missing. In
@@ -289,6 +315,13 @@ async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcom
                 reason: format!("the transition marker {APPLIED_TAG} could not be written ({error}); a transition-only schedule applies the same transition again at the next tick"),
             });
         }
+    }
+    for (id, error) in tag_failures.drain(..) {
+        tracing::warn!(instance_id = %id, action = "untag", result = "failed", error = %error);
+        outcome.warnings.push(Warning {
+            instance_id: id,
+            reason: format!("its patch window has closed, but the tag {WOKEN_TAG} could not be removed ({error}); the next tick tries again"),
+        });
     }
     outcome
 }

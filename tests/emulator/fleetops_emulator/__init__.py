@@ -16,7 +16,7 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import autoscaling_ext, compliance_ext, dynamodb_ext, ec2_ext, events, sns_ext, ssm_ext  # noqa: F401
+    from . import autoscaling_ext, compliance_ext, dynamodb_ext, ec2_ext, events, sns_ext, ssm_ext, sts_ext  # noqa: F401
 
     ec2_ext.install()
     ssm_ext.install()
@@ -24,6 +24,7 @@ def install() -> None:
     compliance_ext.install()
     sns_ext.install()
     dynamodb_ext.install()
+    sts_ext.install()
     _installed = True
 
 

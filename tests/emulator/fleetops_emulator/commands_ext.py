@@ -50,8 +50,29 @@ class Invocation:
         self.patch_state = outcome.get("patch_state")
         self.cancelled_ts: float | None = None
         self.finished = False  # end side effects (event, patch state) applied
+        # The outcome to run once the agent comes online, while undelivered.
+        self.awaiting: dict[str, Any] | None = None
+
+    def _deliver(self) -> None:
+        """Deliver an undelivered invocation whose agent is online now."""
+        if self.awaiting is None or self.cancelled_ts is not None:
+            return
+        now = state.now_ts()
+        if now >= self.end_ts:  # the delivery timeout passed first
+            self.awaiting = None
+            return
+        agent = AGENTS.get(self.instance_id)
+        if agent is None or not agent.is_online():
+            return
+        outcome, self.awaiting = self.awaiting, None
+        self.final_status = outcome.get("status") or "Success"
+        self.final_details = outcome.get("status_details") or {
+            "Success": "Success", "Failed": "Failed", "TimedOut": "ExecutionTimedOut"}[self.final_status]
+        self.start_ts = now
+        self.end_ts = now + float(outcome.get("after_seconds") or 0)
 
     def status(self, at: float | None = None) -> tuple[str, str]:
+        self._deliver()
         t = state.now_ts() if at is None else at
         if self.cancelled_ts is not None and self.cancelled_ts <= t and not (self.end_ts <= self.cancelled_ts):
             return "Cancelled", "Cancelled"
@@ -186,15 +207,25 @@ class Command:
                 details = outcome.get("status_details") or {
                     "Success": "Success", "Failed": "Failed", "TimedOut": "ExecutionTimedOut"}[final]
             else:
-                # Agent not reachable (ConnectionLost): delivery times out.
+                # Agent not reachable (ConnectionLost, e.g. the instance is
+                # stopped): Pending, and delivered if the agent comes online
+                # before the delivery timeout, else Delivery Timed Out. AWS:
+                # "Delayed: ... the node was stopped ... The system will try
+                # to send the command again"; "Pending: ... If the agent
+                # doesn't receive the command before [the timeout], the status
+                # changes to Delivery Timed Out" (Understanding command
+                # statuses, Systems Manager User Guide).
                 final, details, after = "TimedOut", "DeliveryTimedOut", float(self.timeout_seconds)
             end = start + after
+            awaiting = details == "DeliveryTimedOut" and not outcome.get("explicit")
             if details == "DeliveryTimedOut":
-                start = end  # never delivered: Pending until the delivery timeout
+                start = end  # not delivered yet: Pending until delivered or timed out
             inv = Invocation(self, iid, start, end, final, details, outcome)
+            if awaiting:
+                inv.awaiting = outcome
             self.invocations[iid] = inv
             UNFINISHED.append(inv)
-            heapq.heappush(free, end)
+            heapq.heappush(free, start if awaiting else end)
 
     def counts(self) -> dict[str, int]:
         completed = errors = delivery = 0

@@ -1,0 +1,339 @@
+//! The scheduler over several accounts and regions, end to end: accounts are
+//! moto's, selected by assumed-role credentials; the spoke roles exist only
+//! where the test creates them; the work queue is moto's SQS, drained by the
+//! test into SQS events for the function, as Lambda's event source mapping
+//! would.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use fleetops_e2e::{Emulator, LambdaFunction};
+use serde_json::{json, Value};
+
+const HUB: &str = "123456789012";
+const SPOKES: [&str; 2] = ["111111111111", "222222222222"];
+/// No spoke role there: it cannot be assumed.
+const LOCKED: &str = "333333333333";
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+const SPOKE_ROLE: &str = "fleetops-spoke";
+const OFFICE: &str =
+    r#"{"schedules": {"office": {"periods": [{"begin": "09:00", "end": "18:00"}]}}}"#;
+const EVENING: &str = "2026-11-26T18:05:00Z";
+
+struct Org {
+    emulator: Emulator,
+}
+
+impl Org {
+    async fn new() -> Self {
+        let org = Self {
+            emulator: Emulator::start(),
+        };
+        let ssm = aws_sdk_ssm::Client::new(&org.emulator.sdk_config(REGIONS[0]).await);
+        ssm.put_parameter()
+            .name("/fleetops/schedules")
+            .value(OFFICE)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .send()
+            .await
+            .expect("schedules");
+        org
+    }
+
+    fn spoke_role(&self, account: &str) {
+        self.emulator.control(
+            "POST",
+            "/_fleetops/iam/role",
+            Some(&json!({"account": account, "name": SPOKE_ROLE})),
+        );
+    }
+
+    /// The emulator's SDK configuration as `account` (its spoke role assumed).
+    async fn config(&self, account: &str, region: &str) -> aws_config::SdkConfig {
+        let base = self.emulator.sdk_config(region).await;
+        if account == HUB {
+            return base;
+        }
+        let sts = aws_sdk_sts::Client::new(&base);
+        let out = sts
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/{SPOKE_ROLE}"))
+            .role_session_name("fleetops-e2e")
+            .send()
+            .await
+            .expect("assume spoke role");
+        let c = out.credentials().expect("credentials");
+        base.to_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_sdk_ec2::config::Credentials::new(
+                        c.access_key_id(),
+                        c.secret_access_key(),
+                        Some(c.session_token().to_string()),
+                        None,
+                        "e2e",
+                    ),
+                ),
+            )
+            .build()
+    }
+
+    /// One running `office` instance in `account` and `region`.
+    async fn instance(&self, account: &str, region: &str) -> String {
+        let ec2 = aws_sdk_ec2::Client::new(&self.config(account, region).await);
+        let spec = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(Tag::builder().key("Schedule").value("office").build())
+            .build();
+        let out = ec2
+            .run_instances()
+            .image_id("ami-760aaa0f")
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(spec)
+            .send()
+            .await
+            .expect("run instance");
+        out.instances()[0].instance_id().expect("id").to_string()
+    }
+
+    async fn state(&self, account: &str, region: &str, id: &str) -> String {
+        let ec2 = aws_sdk_ec2::Client::new(&self.config(account, region).await);
+        let out = ec2
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .expect("describe");
+        out.reservations()[0].instances()[0]
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Two spokes and the hub with an instance in each region, one account
+    /// without a spoke role: (account, region) -> instance.
+    async fn fleet(&self) -> BTreeMap<(String, String), String> {
+        for spoke in SPOKES {
+            self.spoke_role(spoke);
+        }
+        let mut fleet = BTreeMap::new();
+        for account in [HUB, SPOKES[0], SPOKES[1]] {
+            for region in REGIONS {
+                let id = self.instance(account, region).await;
+                fleet.insert((account.to_string(), region.to_string()), id);
+            }
+        }
+        fleet
+    }
+
+    fn scheduler(&self, extra: &[(&str, &str)]) -> LambdaFunction {
+        let accounts = format!("{HUB},{},{},{LOCKED}", SPOKES[0], SPOKES[1]);
+        let regions = REGIONS.join(",");
+        let mut env = vec![
+            ("ACCOUNTS", accounts.as_str()),
+            ("REGIONS", regions.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        self.emulator
+            .start_function("instance-scheduler", REGIONS[0], &env)
+    }
+
+    async fn assert_all_stopped(&self, fleet: &BTreeMap<(String, String), String>) {
+        for ((account, region), id) in fleet {
+            assert_eq!(
+                self.state(account, region, id).await,
+                "stopped",
+                "{account}/{region}/{id}"
+            );
+        }
+    }
+}
+
+fn unhandled(output: &Value) -> Vec<(String, String, String)> {
+    output["unhandled"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| {
+            (
+                u["account"].as_str().unwrap_or_default().to_string(),
+                u["region"].as_str().unwrap_or_default().to_string(),
+                u["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn sorted(output: &Value, key: &str) -> Vec<String> {
+    let mut ids: Vec<String> = output[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_three_accounts_in_two_regions_then_one_tick_in_process_handles_each_and_reports_the_locked_one(
+) {
+    let org = Org::new().await;
+    let fleet = org.fleet().await;
+    let function = org.scheduler(&[]);
+    let output = function.invoke(&json!({"time": EVENING})).output().clone();
+    let mut expected: Vec<String> = fleet.values().cloned().collect();
+    expected.sort();
+    assert_eq!(sorted(&output, "stopped"), expected, "{output}");
+    let locked = unhandled(&output);
+    assert_eq!(locked.len(), 2, "{output}");
+    for (account, _, reason) in &locked {
+        assert_eq!(account, LOCKED);
+        assert!(reason.contains("cannot be assumed"), "{reason}");
+    }
+    assert_eq!(
+        output["units"].as_array().map(Vec::len),
+        Some(6),
+        "{output}"
+    );
+    org.assert_all_stopped(&fleet).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_work_queue_then_the_tick_queues_one_message_per_account_region_and_each_is_handled_on_its_own(
+) {
+    let org = Org::new().await;
+    let fleet = org.fleet().await;
+    let sqs = aws_sdk_sqs::Client::new(&org.emulator.sdk_config(REGIONS[0]).await);
+    let queue = sqs
+        .create_queue()
+        .queue_name("fleetops-work")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    let function = org.scheduler(&[("WORK_QUEUE_URL", queue.as_str())]);
+    let tick = function.invoke(&json!({"time": EVENING})).output().clone();
+    assert_eq!(tick["queued"].as_array().map(Vec::len), Some(8), "{tick}");
+    assert!(
+        sorted(&tick, "stopped").is_empty(),
+        "the tick only queues: {tick}"
+    );
+
+    // Drain the queue as the event source mapping would, in batches of 5.
+    let mut stopped = Vec::new();
+    let mut failures = 0;
+    for _ in 0..4 {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(5)
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages();
+        if messages.is_empty() {
+            break;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                       "body": m.body(), "attributes": {}, "messageAttributes": {},
+                       "eventSource": "aws:sqs", "awsRegion": REGIONS[0],
+                       "eventSourceARN": format!("arn:aws:sqs:{}:{HUB}:fleetops-work", REGIONS[0])})
+            })
+            .collect();
+        let batch = function
+            .invoke(&json!({ "Records": records }))
+            .output()
+            .clone();
+        let failed: Vec<String> = batch["batchItemFailures"]
+            .as_array()
+            .expect("a partial batch response")
+            .iter()
+            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
+            .collect();
+        for (account, _, reason) in unhandled(&batch) {
+            assert_eq!(account, LOCKED, "{batch}");
+            assert!(reason.contains("cannot be assumed"), "{reason}");
+        }
+        failures += failed.len();
+        stopped.extend(sorted(&batch, "stopped"));
+        // The mapping deletes what succeeded; failures stay for redelivery.
+        for m in messages {
+            if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+                sqs.delete_message()
+                    .queue_url(&queue)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+    stopped.sort();
+    let mut expected: Vec<String> = fleet.values().cloned().collect();
+    expected.sort();
+    assert_eq!(stopped, expected);
+    assert_eq!(failures, 2, "the locked account's two regions");
+    org.assert_all_stopped(&fleet).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_accounts_organization_then_only_active_accounts_are_handled() {
+    let org = Org::new().await;
+    let config = org.emulator.sdk_config(REGIONS[0]).await;
+    let organizations = aws_sdk_organizations::Client::new(&config);
+    organizations
+        .create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .expect("organization");
+    let mut made = Vec::new();
+    for name in ["active", "suspended"] {
+        let status = organizations
+            .create_account()
+            .account_name(name)
+            .email(format!("{name}@example.com"))
+            .send()
+            .await
+            .expect("account");
+        let id = status
+            .create_account_status()
+            .and_then(|s| s.account_id())
+            .expect("account id")
+            .to_string();
+        org.spoke_role(&id);
+        made.push(id);
+    }
+    organizations
+        .close_account()
+        .account_id(&made[1])
+        .send()
+        .await
+        .expect("suspend");
+    let active = org.instance(&made[0], REGIONS[0]).await;
+    let suspended = org.instance(&made[1], REGIONS[0]).await;
+    let function = org.emulator.start_function(
+        "instance-scheduler",
+        REGIONS[0],
+        &[("ACCOUNTS", "organization")],
+    );
+    let output = function.invoke(&json!({"time": EVENING})).output().clone();
+    let accounts: Vec<&str> = output["units"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["account"].as_str())
+        .collect();
+    assert!(accounts.contains(&made[0].as_str()), "{output}");
+    assert!(!accounts.contains(&made[1].as_str()), "{output}");
+    assert_eq!(org.state(&made[0], REGIONS[0], &active).await, "stopped");
+    assert_eq!(org.state(&made[1], REGIONS[0], &suspended).await, "running");
+}
