@@ -211,11 +211,33 @@ for logical_id, resource in resources.items():
             except json.JSONDecodeError as e:
                 errors.append(f"{logical_id} policy {policy.get('PolicyName')}: not JSON with the {'first' if branch == 0 else 'second'} branch of its Fn::If: {e}")
 
+# Hub or spoke: with DeploymentRole=spoke (a StackSet over the organization) the
+# stack holds the spoke role and nothing else; with hub, everything but it.
+def exists(resource, role):
+    saved = parameters["DeploymentRole"].get("Default")
+    parameters["DeploymentRole"]["Default"] = role
+    try:
+        condition = resource.get("Condition")
+        return True if condition is None else evaluate(conditions[condition])
+    finally:
+        parameters["DeploymentRole"]["Default"] = saved
+
+spoke = sorted(i for i, r in resources.items() if exists(r, "spoke"))
+if spoke != ["SpokeRole"]:
+    errors.append(f"a spoke stack must hold only SpokeRole, not {spoke}")
+if any(i == "SpokeRole" for i, r in resources.items() if exists(r, "hub")):
+    errors.append("a hub stack must not hold SpokeRole")
+for section in ("Outputs",):
+    for logical_id, output in template.get(section, {}).items():
+        if output.get("Condition") not in ("IsHub", "IsSpoke"):
+            errors.append(f"{section}.{logical_id}: needs Condition IsHub or IsSpoke")
+
 for error in errors:
     print(f"structure: {error}", file=sys.stderr)
 if errors:
     raise SystemExit(1)
 print(f"{reserved} reserved concurrency settings, all opt-in; {len(dead_lettering)} dead-lettering rules, all allowed")
+print(f"a spoke stack holds {spoke}; a hub stack {len(resources) - len(spoke)} resources")
 PY
 
 # --- 3: rendered copy with every IAM role policy resolved -----------------------

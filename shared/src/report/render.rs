@@ -289,9 +289,15 @@ pub fn render_text(report: &ComplianceReport, links: &[String]) -> String {
     );
     match p.stopped_stale {
         Some(n) => {
+            // What fixes it: a patch window that wakes them.
+            let hint = if n > 0 {
+                "; a patch schedule with \"wake_stopped\": true patches them"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "  Patch debt: {n} stopped with no scan or a scan older than {days} days (never counted as non-compliant)"
+                "  Patch debt: {n} stopped with no scan or a scan older than {days} days (never counted as non-compliant){hint}"
             );
         }
         None => {
