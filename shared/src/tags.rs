@@ -19,6 +19,19 @@ pub fn woken_until(value: &str) -> Option<jiff::Timestamp> {
     value.trim().parse().ok()
 }
 
+/// An EC2 resource's tags as a map (a tag without a key is dropped, one
+/// without a value maps to ""). Every function reads EC2 tags through this.
+pub fn ec2_tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> std::collections::BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
 /// The patch group of an instance from its tags: `Patch Group`, else
 /// `PatchGroup`. A blank value counts as no tag, so `Patch Group=""` with
 /// `PatchGroup=web` is `web`. The dispatcher and the reporter both use this.

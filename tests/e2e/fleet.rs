@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use fleetops_e2e::{Emulator, LambdaFunction};
 use serde_json::{json, Value};
 
@@ -81,20 +80,7 @@ impl Org {
     /// One running `office` instance in `account` and `region`.
     async fn instance(&self, account: &str, region: &str) -> String {
         let ec2 = aws_sdk_ec2::Client::new(&self.config(account, region).await);
-        let spec = TagSpecification::builder()
-            .resource_type(ResourceType::Instance)
-            .tags(Tag::builder().key("Schedule").value("office").build())
-            .build();
-        let out = ec2
-            .run_instances()
-            .image_id("ami-760aaa0f")
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(spec)
-            .send()
-            .await
-            .expect("run instance");
-        out.instances()[0].instance_id().expect("id").to_string()
+        fleetops_e2e::run_tagged(&ec2, &[("Schedule", "office")]).await
     }
 
     async fn state(&self, account: &str, region: &str, id: &str) -> String {

@@ -3,7 +3,6 @@
 //! them all, the scheduler stops nothing while they patch, and the command's
 //! status event stops them again unless their schedule wants them running.
 
-use aws_sdk_ec2::types::{ResourceType, Tag as Ec2Tag, TagSpecification};
 use fleetops_e2e::LambdaFunction;
 use serde_json::{json, Value};
 
@@ -48,23 +47,11 @@ impl Night {
     /// An instance of patch group `web` on `schedule`, managed by SSM, whose
     /// patch commands take 10 emulated minutes; stopped unless `running`.
     async fn instance(&self, schedule: &str, running: bool) -> String {
-        let spec = TagSpecification::builder()
-            .resource_type(ResourceType::Instance)
-            .tags(Ec2Tag::builder().key("Patch Group").value("web").build())
-            .tags(Ec2Tag::builder().key("Schedule").value(schedule).build())
-            .build();
-        let out = self
-            .fleet
-            .ec2
-            .run_instances()
-            .image_id("ami-760aaa0f")
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(spec)
-            .send()
-            .await
-            .expect("run instance");
-        let id = out.instances()[0].instance_id().expect("id").to_string();
+        let id = fleetops_e2e::run_tagged(
+            &self.fleet.ec2,
+            &[("Patch Group", "web"), ("Schedule", schedule)],
+        )
+        .await;
         self.fleet.agent(&id, json!({"online_after_seconds": 0}));
         self.fleet.emulator.control(
             "POST",

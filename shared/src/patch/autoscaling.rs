@@ -260,17 +260,45 @@ pub async fn instances_tagged_only_patchgroup(
     ec2: &aws_sdk_ec2::Client,
     group: &str,
 ) -> Result<Vec<String>, PatchError> {
-    use aws_sdk_ec2::types::Filter;
+    let filter = aws_sdk_ec2::types::Filter::builder()
+        .name("tag:PatchGroup")
+        .values(group)
+        .build();
+    let instances =
+        running_instances(ec2, filter)
+            .await
+            .map_err(|source| PatchError::FallbackTagged {
+                group: group.to_string(),
+                source,
+            })?;
+    Ok(instances
+        .iter()
+        // A blank `Patch Group` does not count (as `patch_group` reads tags),
+        // and `tag:Patch Group=<group>` does not reach it either.
+        .filter(|i| {
+            !i.tags().iter().any(|t| {
+                t.key() == Some("Patch Group") && t.value().is_some_and(|v| !v.trim().is_empty())
+            })
+        })
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect())
+}
+
+/// Running instances matching `filter`, all pages.
+pub async fn running_instances(
+    ec2: &aws_sdk_ec2::Client,
+    filter: aws_sdk_ec2::types::Filter,
+) -> Result<
+    Vec<aws_sdk_ec2::types::Instance>,
+    aws_sdk_ec2::error::SdkError<
+        aws_sdk_ec2::operation::describe_instances::DescribeInstancesError,
+    >,
+> {
     let mut pages = ec2
         .describe_instances()
+        .filters(filter)
         .filters(
-            Filter::builder()
-                .name("tag:PatchGroup")
-                .values(group)
-                .build(),
-        )
-        .filters(
-            Filter::builder()
+            aws_sdk_ec2::types::Filter::builder()
                 .name("instance-state-name")
                 .values("running")
                 .build(),
@@ -278,22 +306,14 @@ pub async fn instances_tagged_only_patchgroup(
         .max_results(1000)
         .into_paginator()
         .send();
-    let mut ids = Vec::new();
+    let mut instances = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|source| PatchError::FallbackTagged {
-            group: group.to_string(),
-            source,
-        })?;
-        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-            // A blank `Patch Group` does not count (as `patch_group` reads
-            // tags), and `tag:Patch Group=<group>` does not reach it either.
-            let has_primary = instance.tags().iter().any(|t| {
-                t.key() == Some("Patch Group") && t.value().is_some_and(|v| !v.trim().is_empty())
-            });
-            if let (false, Some(id)) = (has_primary, instance.instance_id()) {
-                ids.push(id.to_string());
-            }
-        }
+        instances.extend(
+            page?
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances().to_vec()),
+        );
     }
-    Ok(ids)
+    Ok(instances)
 }

@@ -259,16 +259,7 @@ impl Run<'_> {
                     let Some(id) = instance.instance_id() else {
                         continue;
                     };
-                    let tags: BTreeMap<String, String> = instance
-                        .tags()
-                        .iter()
-                        .filter_map(|t| {
-                            Some((
-                                t.key()?.to_string(),
-                                t.value().unwrap_or_default().to_string(),
-                            ))
-                        })
-                        .collect();
+                    let tags = crate::tags::ec2_tag_map(instance.tags());
                     // Its patch group must be this one as Patch Manager reads it.
                     let pairs = tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
                     if crate::tags::patch_group(pairs).as_deref() == Some(group) {
@@ -421,34 +412,17 @@ impl Run<'_> {
 
     /// Running instances carrying `fleetops:woken` (the sweep looks at them).
     pub(super) async fn woken_running(&self) -> Result<Vec<String>, PatchError> {
-        let mut pages = self
-            .clients
-            .ec2
-            .describe_instances()
-            .filters(Filter::builder().name("tag-key").values(WOKEN_TAG).build())
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .values("running")
-                    .build(),
-            )
-            .max_results(1000)
-            .into_paginator()
-            .send();
-        let mut ids = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|source| PatchError::WakeCandidates {
+        let filter = Filter::builder().name("tag-key").values(WOKEN_TAG).build();
+        let instances = super::autoscaling::running_instances(&self.clients.ec2, filter)
+            .await
+            .map_err(|source| PatchError::WakeCandidates {
                 group: format!("(tag {WOKEN_TAG})"),
                 source,
             })?;
-            ids.extend(
-                page.reservations()
-                    .iter()
-                    .flat_map(|r| r.instances())
-                    .filter_map(|i| i.instance_id().map(str::to_string)),
-            );
-        }
-        Ok(ids)
+        Ok(instances
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect())
     }
 
     /// Hands woken instances back once their patching is over: stopped again

@@ -1,8 +1,6 @@
 //! The scheduler's EC2 calls: read the tagged fleet, stop and start it in
 //! batches that survive one bad instance, record the transition marker.
 
-use std::collections::BTreeMap;
-
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, InstanceLifecycleType, Tag};
 use aws_sdk_ec2::Client;
@@ -76,16 +74,7 @@ fn to_instance(raw: &aws_sdk_ec2::types::Instance, region: &str) -> Option<Insta
         .map_or(InstanceState::Other("unknown".into()), |n| {
             InstanceState::from_name(n.as_str())
         });
-    let tags: BTreeMap<String, String> = raw
-        .tags()
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect();
+    let tags = crate::tags::ec2_tag_map(raw.tags());
     Some(Instance {
         instance_id,
         region: region.to_string(),
