@@ -81,3 +81,39 @@ pub fn parse_tick_event(event: &Value, clock: Timestamp) -> Result<TickRequest, 
     };
     Ok(TickRequest { now, dry_run })
 }
+
+/// `REGIONS`: a comma list of region names, default `own_region`. Both the
+/// scheduler and the reporter read it with this.
+pub fn parse_regions(
+    value: Option<&str>,
+    own_region: Option<&str>,
+) -> Result<Vec<String>, EnvError> {
+    let regions: Vec<String> = match value.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(list) => list
+            .split(',')
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect(),
+        None => own_region.map(|r| vec![r.to_string()]).unwrap_or_default(),
+    };
+    if regions.is_empty() {
+        return Err(EnvError {
+            name: "REGIONS",
+            problem: "no region: set REGIONS (comma list) or AWS_REGION".into(),
+        });
+    }
+    if let Some(bad) = regions.iter().find(|r| !is_region_name(r)) {
+        return Err(EnvError {
+            name: "REGIONS",
+            problem: format!("\"{bad}\" is not a region name such as eu-west-1"),
+        });
+    }
+    Ok(regions)
+}
+
+fn is_region_name(name: &str) -> bool {
+    name.split('-').count() >= 3
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}

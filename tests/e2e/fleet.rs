@@ -323,3 +323,91 @@ async fn given_accounts_organization_then_only_active_accounts_are_handled() {
     assert_eq!(org.state(&made[0], REGIONS[0], &active).await, "stopped");
     assert_eq!(org.state(&made[1], REGIONS[0], &suspended).await, "running");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_three_accounts_then_one_report_covers_them_with_a_row_each_and_names_the_locked_one()
+{
+    let org = Org::new().await;
+    let fleet = org.fleet().await;
+    let config = org.emulator.sdk_config(REGIONS[0]).await;
+    let (sns, sqs) = (
+        aws_sdk_sns::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    );
+    let topic = sns
+        .create_topic()
+        .name("fleetops-report")
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn()
+        .expect("arn")
+        .to_string();
+    let queue = sqs
+        .create_queue()
+        .queue_name("report-reader")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    let queue_arn = format!("arn:aws:sqs:{}:{HUB}:report-reader", REGIONS[0]);
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .expect("subscribe");
+    let accounts = format!("{HUB},{},{},{LOCKED}", SPOKES[0], SPOKES[1]);
+    let regions = REGIONS.join(",");
+    let reporter = org.emulator.start_function(
+        "compliance-reporter",
+        REGIONS[0],
+        &[
+            ("REPORT_TOPIC_ARN", topic.as_str()),
+            ("ACCOUNTS", accounts.as_str()),
+            ("REGIONS", regions.as_str()),
+        ],
+    );
+    let output = reporter
+        .invoke(&json!({"time": jiff::Timestamp::now().to_string()}))
+        .output()
+        .clone();
+    assert_eq!(output["accounts"], json!(4), "{output}");
+    assert_eq!(output["complete"], json!(false), "{output}");
+    assert_eq!(unhandled(&output).len(), 2, "{output}");
+
+    // The SQS subscriber's copy: the JSON report, a row per account.
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .send()
+        .await
+        .expect("receive");
+    let body: Value = serde_json::from_str(received.messages()[0].body().unwrap_or_default())
+        .expect("notification");
+    let report: Value =
+        serde_json::from_str(body["Message"].as_str().expect("message")).expect("report");
+    assert_eq!(report["totals"]["running"], json!(fleet.len()), "{report}");
+    let rows = report["accounts"].as_array().expect("accounts");
+    assert_eq!(rows.len(), 4, "{report}");
+    assert_eq!(rows[0]["account"], json!(LOCKED), "unknown first: {report}");
+    assert_eq!(rows[0]["totals"]["running"], Value::Null, "unknown, not 0");
+    for account in [HUB, SPOKES[0], SPOKES[1]] {
+        let row = rows
+            .iter()
+            .find(|r| r["account"] == json!(account))
+            .expect("row");
+        assert_eq!(row["totals"]["running"], json!(2), "{row}");
+        assert_eq!(row["regions"], json!(["eu-west-1", "us-east-1"]), "{row}");
+    }
+    assert!(
+        report["subject"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("INCOMPLETE fleetops 4 accounts"),
+        "{report}"
+    );
+}

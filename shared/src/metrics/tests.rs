@@ -198,6 +198,8 @@ fn report_output() -> ReportOutput {
         },
         trend_nights: None,
         trend_skipped: Vec::new(),
+        accounts: 0,
+        unhandled: Vec::new(),
     }
 }
 

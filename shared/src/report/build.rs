@@ -213,6 +213,10 @@ pub struct ComplianceReport {
     /// Items left out of each list by rendering (list name → count).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub omitted: BTreeMap<String, usize>,
+    /// Over several account-regions: one row per account, worst first
+    /// (empty for a report of the function's own account and region).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<super::org::AccountRow>,
 }
 
 impl ComplianceReport {
@@ -738,6 +742,7 @@ pub fn build_report(
         gaps: snapshot.gaps.clone(),
         incomplete_sections: sections,
         omitted: BTreeMap::new(),
+        accounts: Vec::new(),
     }
 }
 

@@ -56,6 +56,7 @@ pub fn shortened(report: &ComplianceReport, keep: usize) -> ComplianceReport {
     );
     cut(&mut r.changes.fixed, keep, "fixed", &mut omitted);
     cut(&mut r.gaps, keep, "gaps", &mut omitted);
+    cut(&mut r.accounts, keep, "accounts", &mut omitted);
     r.omitted = omitted;
     r
 }
@@ -71,6 +72,7 @@ fn longest_list(report: &ComplianceReport) -> usize {
         report.changes.newly_noncompliant.len(),
         report.changes.fixed.len(),
         report.gaps.len(),
+        report.accounts.len(),
     ]
     .into_iter()
     .max()

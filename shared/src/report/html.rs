@@ -276,6 +276,39 @@ fn trend_section(trend: &Trend) -> String {
 }
 
 /// The full report as one HTML page, with the trend of the previous nights.
+/// Over several accounts: one row per account, worst first.
+fn accounts_section(report: &ComplianceReport) -> String {
+    if report.accounts.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<section id=\"accounts\"><h2>Accounts</h2>\n<div class=\"scroll\"><table><tr><th>Account</th><th>Running</th><th>Compliant</th><th>Non-compliant</th><th>Unmanaged</th><th>Patch debt</th><th>Regions</th></tr>\n",
+    );
+    for a in &report.accounts {
+        let t = &a.totals;
+        let mut regions = html_escape(&a.regions.join(", "));
+        if !a.regions_not_read.is_empty() {
+            regions.push_str(&format!(
+                " <strong>(not read: {})</strong>",
+                html_escape(&a.regions_not_read.join(", "))
+            ));
+        }
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html_escape(&a.account),
+            count(t.patch.running),
+            count(t.patch.compliant),
+            count(t.patch.noncompliant),
+            count(t.unmanaged),
+            count(t.patch.stopped_stale),
+            regions
+        );
+    }
+    out.push_str("</table></div></section>\n");
+    out
+}
+
 pub fn render_html(report: &ComplianceReport, trend: &Trend) -> String {
     let subject = subject(report);
     let mut out = String::new();
@@ -304,6 +337,7 @@ pub fn render_html(report: &ComplianceReport, trend: &Trend) -> String {
             )
         })
     };
+    out.push_str(&accounts_section(report));
     let _ = write!(
         out,
         "<section id=\"groups\"><h2>Patch groups</h2>\n<p class=\"when\">Bars share one scale: length is the group's running instances.</p>\n{}",

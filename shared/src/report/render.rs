@@ -374,6 +374,43 @@ pub fn render_text(report: &ComplianceReport, links: &[String]) -> String {
     }
     out.push('\n');
 
+    if !report.accounts.is_empty() {
+        let _ = writeln!(
+            out,
+            "Accounts ({})",
+            total_of(report, "accounts", report.accounts.len())
+        );
+        let _ = writeln!(
+            out,
+            "  {} {} {} {} {} {}",
+            cell("account", 12),
+            cell("running", 8),
+            cell("compliant", 9),
+            cell("non-compl.", 10),
+            cell("unmanaged", 9),
+            "regions"
+        );
+        for a in &report.accounts {
+            let t = &a.totals;
+            let mut regions = a.regions.join(",");
+            if !a.regions_not_read.is_empty() {
+                regions.push_str(&format!(" (not read: {})", a.regions_not_read.join(",")));
+            }
+            let _ = writeln!(
+                out,
+                "  {} {} {} {} {} {}",
+                cell(&a.account, 12),
+                cell(&count_cell(t.patch.running), 8),
+                cell(&count_cell(t.patch.compliant), 9),
+                cell(&count_cell(t.patch.noncompliant), 10),
+                cell(&count_cell(t.unmanaged), 9),
+                single_line(&regions)
+            );
+        }
+        push_more(&mut out, report, "accounts");
+        out.push('\n');
+    }
+
     let _ = writeln!(
         out,
         "Patch groups ({})",

@@ -3,19 +3,24 @@
 
 use serde::Serialize;
 
+use futures::StreamExt;
+
 use super::build::{build_report, Previous};
 use super::fit::{fit_message, SNS_MAX_BYTES};
 use super::gather::gather;
 use super::headline::Headline;
 use super::history::read_trend;
 use super::html::render_html;
+use super::org::{build_fleet_report, UnitSnapshot};
 use super::publish::{
     publish, read_previous, report_keys, save_previous, store_objects, PublishFailure,
 };
 use super::render::{render_json, subject};
 use super::settings::ReporterSettings;
+use super::snapshot::FleetSnapshot;
 use super::snapshot::{DataGap, SOURCE_PREVIOUS};
 use super::trend::{night_of, TrendPoint};
+use crate::accounts::{AccountConfigs, Unhandled, Unit};
 use crate::error_text;
 use crate::input::TickRequest;
 
@@ -59,28 +64,116 @@ pub struct ReportOutput {
     pub trend_nights: Option<usize>,
     /// Previous reports left out of the trend (`key: reason`).
     pub trend_skipped: Vec<String>,
+    /// Accounts in the report's table (0: the function's own account only).
+    pub accounts: usize,
+    /// Account-regions that could not be read, with the reason.
+    pub unhandled: Vec<Unhandled>,
+}
+
+/// Where the report reads: the function's own account and region, or every
+/// account-region of `ACCOUNTS` × `REGIONS` (one report, a row per account).
+pub enum Scope<'a> {
+    Own,
+    Units {
+        configs: &'a AccountConfigs,
+        units: Vec<Unit>,
+    },
+}
+
+/// Account-regions read at once.
+const UNIT_CONCURRENCY: usize = 4;
+
+/// Every unit's snapshot, or why it could not be read.
+async fn gather_units(
+    configs: &AccountConfigs,
+    units: &[Unit],
+) -> (Vec<UnitSnapshot>, Vec<Unhandled>) {
+    let results: Vec<(Unit, Result<FleetSnapshot, String>)> = futures::stream::iter(units)
+        .map(|unit| async move {
+            let read = match configs.config(&unit.account).await {
+                Ok(config) => {
+                    let region = aws_config::Region::new(unit.region.clone());
+                    let ec2 = aws_sdk_ec2::Client::from_conf(
+                        aws_sdk_ec2::config::Builder::from(&config)
+                            .region(region.clone())
+                            .build(),
+                    );
+                    let ssm = aws_sdk_ssm::Client::from_conf(
+                        aws_sdk_ssm::config::Builder::from(&config)
+                            .region(region)
+                            .build(),
+                    );
+                    Ok(gather(&ec2, &ssm, &unit.region).await)
+                }
+                Err(error) => Err(error_text(&error)),
+            };
+            (unit.clone(), read)
+        })
+        .buffer_unordered(UNIT_CONCURRENCY)
+        .collect()
+        .await;
+    let mut read = Vec::new();
+    let mut unhandled = Vec::new();
+    for (unit, result) in results {
+        match result {
+            Ok(snapshot) => read.push(UnitSnapshot {
+                account: unit.account,
+                region: unit.region,
+                snapshot,
+            }),
+            Err(reason) => unhandled.push(Unhandled {
+                account: unit.account,
+                region: unit.region,
+                reason,
+            }),
+        }
+    }
+    read.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+    unhandled.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+    (read, unhandled)
 }
 
 pub async fn run_report(
     clients: &Clients,
     settings: &ReporterSettings,
     request: TickRequest,
+    scope: Scope<'_>,
 ) -> Result<ReportOutput, ReportError> {
     let dry_run = settings.dry_run || request.dry_run;
-    let (previous, snapshot) = tokio::join!(
-        read_previous(&clients.ssm, &settings.state_parameter),
-        gather(&clients.ec2, &clients.ssm, &clients.region)
-    );
-    let mut snapshot = snapshot;
-    let previous = previous.unwrap_or_else(|error| {
-        snapshot.gaps.push(DataGap {
-            source: format!("{SOURCE_PREVIOUS} {}", settings.state_parameter),
-            instance_ids: Vec::new(),
-            error: error_text(&error),
-        });
-        Previous::default()
-    });
-    let mut report = build_report(&snapshot, &previous, request.now, settings.stale_after_days);
+    let previous = read_previous(&clients.ssm, &settings.state_parameter).await;
+    let previous_gap = |error: String| DataGap {
+        source: format!("{SOURCE_PREVIOUS} {}", settings.state_parameter),
+        instance_ids: Vec::new(),
+        error,
+    };
+    let (mut report, unhandled) = match scope {
+        Scope::Own => {
+            let mut snapshot = gather(&clients.ec2, &clients.ssm, &clients.region).await;
+            let previous = previous.unwrap_or_else(|error| {
+                snapshot.gaps.push(previous_gap(error_text(&error)));
+                Previous::default()
+            });
+            let report = build_report(&snapshot, &previous, request.now, settings.stale_after_days);
+            (report, Vec::new())
+        }
+        Scope::Units { configs, units } => {
+            let (mut read, unhandled) = gather_units(configs, &units).await;
+            let previous = previous.unwrap_or_else(|error| {
+                if let Some(first) = read.first_mut() {
+                    first.snapshot.gaps.push(previous_gap(error_text(&error)));
+                }
+                Previous::default()
+            });
+            let report = build_fleet_report(
+                &read,
+                &unhandled,
+                &previous,
+                request.now,
+                settings.stale_after_days,
+            );
+            (report, unhandled)
+        }
+    };
     let data_complete = report.complete;
 
     let mut objects = Vec::new();
@@ -149,6 +242,8 @@ pub async fn run_report(
         kept_per_list: message.kept_per_list,
         previous_saved: false,
         headline: Headline::of(&report),
+        accounts: report.accounts.len(),
+        unhandled,
         trend_nights,
         trend_skipped,
     };

@@ -26,26 +26,7 @@ impl SchedulerSettings {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let regions: Vec<String> = match non_empty("REGIONS") {
-            Some(list) => list
-                .split(',')
-                .map(|r| r.trim().to_string())
-                .filter(|r| !r.is_empty())
-                .collect(),
-            None => own_region.map(|r| vec![r.to_string()]).unwrap_or_default(),
-        };
-        if regions.is_empty() {
-            return Err(EnvError {
-                name: "REGIONS",
-                problem: "no region: set REGIONS (comma list) or AWS_REGION".into(),
-            });
-        }
-        if let Some(bad) = regions.iter().find(|r| !is_region_name(r)) {
-            return Err(EnvError {
-                name: "REGIONS",
-                problem: format!("\"{bad}\" is not a region name such as eu-west-1"),
-            });
-        }
+        let regions = crate::input::parse_regions(non_empty("REGIONS").as_deref(), own_region)?;
         Ok(Self {
             schedule_tag: non_empty("SCHEDULE_TAG").unwrap_or_else(|| "Schedule".into()),
             schedules_parameter: non_empty("SCHEDULES_PARAMETER")
@@ -54,11 +35,4 @@ impl SchedulerSettings {
             regions,
         })
     }
-}
-
-fn is_region_name(name: &str) -> bool {
-    name.split('-').count() >= 3
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
