@@ -382,13 +382,12 @@ pub fn render_text(report: &ComplianceReport, links: &[String]) -> String {
         );
         let _ = writeln!(
             out,
-            "  {} {} {} {} {} {}",
+            "  {} {} {} {} {} regions",
             cell("account", 12),
             cell("running", 8),
             cell("compliant", 9),
             cell("non-compl.", 10),
             cell("unmanaged", 9),
-            "regions"
         );
         for a in &report.accounts {
             let t = &a.totals;
