@@ -411,3 +411,191 @@ async fn given_three_accounts_then_one_report_covers_them_with_a_row_each_and_na
         "{report}"
     );
 }
+
+/// The report's topic with an SQS subscriber, and the report bucket.
+async fn report_outputs(org: &Org) -> (String, String, &'static str) {
+    let config = org.emulator.sdk_config(REGIONS[0]).await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = "fleetops-reports";
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let topic = sns
+        .create_topic()
+        .name("fleetops-report")
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn()
+        .expect("arn")
+        .to_string();
+    let reader = sqs
+        .create_queue()
+        .queue_name("report-reader")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:{}:{HUB}:report-reader", REGIONS[0]))
+        .send()
+        .await
+        .expect("subscribe");
+    (topic, reader, bucket)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_work_queue_then_the_nightly_report_is_read_unit_by_unit_and_assembled_once() {
+    let org = Org::new().await;
+    let fleet = org.fleet().await;
+    let (topic, reader, bucket) = report_outputs(&org).await;
+    let sqs = aws_sdk_sqs::Client::new(&org.emulator.sdk_config(REGIONS[0]).await);
+    let work = sqs
+        .create_queue()
+        .queue_name("fleetops-report-work")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    let accounts = format!("{HUB},{},{},{LOCKED}", SPOKES[0], SPOKES[1]);
+    let regions = REGIONS.join(",");
+    let reporter = org.emulator.start_function(
+        "compliance-reporter",
+        REGIONS[0],
+        &[
+            ("REPORT_TOPIC_ARN", topic.as_str()),
+            ("REPORT_BUCKET", bucket),
+            ("ACCOUNTS", accounts.as_str()),
+            ("REGIONS", regions.as_str()),
+            ("WORK_QUEUE_URL", work.as_str()),
+            ("REPORT_ASSEMBLY_DELAY_SECONDS", "0"),
+        ],
+    );
+    let night = reporter
+        .invoke(&json!({"time": jiff::Timestamp::now().to_string()}))
+        .output()
+        .clone();
+    assert_eq!(night["queued"].as_array().map(Vec::len), Some(8), "{night}");
+    assert_eq!(night["messages"], json!(9), "8 units and the assembly");
+
+    // Drain as the event source mapping would; a failed item (an assembly
+    // still waiting) is made visible again at once instead of after the
+    // visibility timeout.
+    let mut report = None;
+    let mut assembled = Vec::new();
+    let mut assembly = None;
+    for _ in 0..10 {
+        let received = sqs
+            .receive_message()
+            .queue_url(&work)
+            .max_number_of_messages(4)
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages();
+        if messages.is_empty() {
+            break;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                       "body": m.body(), "eventSource": "aws:sqs", "awsRegion": REGIONS[0]})
+            })
+            .collect();
+        if let Some(found) = records.iter().find(|r| {
+            r["body"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("report_assembly")
+        }) {
+            assembly = Some(found.clone());
+        }
+        let batch = reporter
+            .invoke(&json!({ "Records": records }))
+            .output()
+            .clone();
+        let failed: Vec<&str> = batch["batchItemFailures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["itemIdentifier"].as_str())
+            .collect();
+        for m in messages {
+            let handle = m.receipt_handle().unwrap_or_default();
+            if failed.contains(&m.message_id().unwrap_or_default()) {
+                sqs.change_message_visibility()
+                    .queue_url(&work)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .expect("visible again");
+            } else {
+                sqs.delete_message()
+                    .queue_url(&work)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        if !batch["report"].is_null() {
+            assembled.push(batch["report"].clone());
+            report = Some(batch["report"].clone());
+        }
+    }
+    let report = report.expect("the assembly built the report");
+    assert_eq!(assembled.len(), 1, "assembled once: {assembled:?}");
+    assert_eq!(report["accounts"], json!(4), "{report}");
+    assert_eq!(report["complete"], json!(false), "{report}");
+    let locked: Vec<(String, String, String)> = unhandled(&report);
+    assert_eq!(locked.len(), 2, "{report}");
+    assert!(
+        locked
+            .iter()
+            .all(|(a, _, r)| a == LOCKED && r.contains("cannot be assumed")),
+        "{report}"
+    );
+
+    // The assembly delivered again after the report went out publishes nothing.
+    let again = reporter
+        .invoke(&json!({ "Records": [assembly.expect("the assembly message")] }))
+        .output()
+        .clone();
+    assert!(again["report"].is_null(), "{again}");
+
+    // The subscriber got exactly one report, covering every instance read.
+    let received = sqs
+        .receive_message()
+        .queue_url(&reader)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    assert_eq!(received.messages().len(), 1);
+    let body: Value = serde_json::from_str(received.messages()[0].body().unwrap_or_default())
+        .expect("notification");
+    let published: Value =
+        serde_json::from_str(body["Message"].as_str().expect("message")).expect("report");
+    assert_eq!(
+        published["totals"]["running"],
+        json!(fleet.len()),
+        "{published}"
+    );
+    assert_eq!(published["accounts"].as_array().map(Vec::len), Some(4));
+}

@@ -6,9 +6,12 @@ use fleetops::accounts::{
 use fleetops::aws::{diagnostic, load_sdk_config};
 use fleetops::input::{parse_tick_event, EnvError};
 use fleetops::metrics::{emf_line, reporter_metrics, REPORTER};
+use fleetops::report::fanout::{
+    assembly_delay, night_messages, night_of, parse_report_batch, queue_night, run_report_batch,
+};
 use fleetops::report::{run_report, Clients, ReportError, ReportOutput, ReporterSettings, Scope};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The role session name in every spoke account's CloudTrail.
 const SESSION_NAME: &str = "fleetops-compliance-reporter";
@@ -19,6 +22,12 @@ struct Deps {
     /// `ACCOUNTS` and `REGIONS`: `None` when both are unset (the function's
     /// own account and region only, as before).
     fleet: Option<(AccountSettings, Vec<String>)>,
+    /// `WORK_QUEUE_URL`: the nightly run queues one message per
+    /// account-region (with `REPORT_BUCKET`, where the units are kept).
+    work_queue_url: Option<String>,
+    /// `REPORT_ASSEMBLY_DELAY_SECONDS`: the assembly's first look.
+    assembly_delay: i32,
+    sqs: aws_sdk_sqs::Client,
     sdk_config: aws_config::SdkConfig,
     organizations: aws_sdk_organizations::Client,
 }
@@ -62,6 +71,9 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     let deps = Deps {
         settings,
         fleet,
+        work_queue_url: env("WORK_QUEUE_URL"),
+        assembly_delay: assembly_delay(env("REPORT_ASSEMBLY_DELAY_SECONDS").as_deref())?,
+        sqs: aws_sdk_sqs::Client::new(&sdk_config),
         organizations: aws_sdk_organizations::Client::new(&sdk_config),
         clients: Clients {
             region,
@@ -79,20 +91,30 @@ async fn invalid_config(error: &EnvError) -> Result<Value, Diagnostic> {
     Err(diagnostic("InvalidConfig", error))
 }
 
-async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<ReportOutput, Diagnostic> {
+async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, Diagnostic> {
+    // A batch of the work queue: units to read, or the night's assembly.
+    if let Some(batch) = parse_report_batch(&event.payload) {
+        let role = deps
+            .fleet
+            .as_ref()
+            .map_or(fleetops::accounts::DEFAULT_SPOKE_ROLE, |(a, _)| {
+                a.spoke_role_name.as_str()
+            });
+        let configs = account_configs(deps, role).await?;
+        let out = run_report_batch(&deps.clients, &deps.settings, &configs, batch).await;
+        if let Some(report) = &out.report {
+            emit_metrics(deps, report);
+        }
+        tracing::info!(summary = %serde_json::to_string(&out).unwrap_or_default(), "report batch done");
+        return Ok(serde_json::to_value(out).unwrap_or_default());
+    }
     let request = parse_tick_event(&event.payload, jiff::Timestamp::now())
         .map_err(|e| diagnostic("InvalidEvent", &e))?;
     let configs;
     let scope = match &deps.fleet {
         None => Scope::Own,
         Some((accounts, regions)) => {
-            configs = AccountConfigs::new(
-                deps.sdk_config.clone(),
-                &accounts.spoke_role_name,
-                SESSION_NAME,
-            )
-            .await
-            .map_err(|e| diagnostic("Retryable", &e))?;
+            configs = account_configs(deps, &accounts.spoke_role_name).await?;
             let ids = resolve_accounts(
                 &accounts.accounts,
                 configs.own_account(),
@@ -100,26 +122,32 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<ReportOutput, 
             )
             .await
             .map_err(|e| diagnostic("Retryable", &e))?;
+            let units = units(&ids, regions);
+            // Through the queue (it needs the bucket to keep the units in).
+            if let (Some(queue), Some(_)) = (&deps.work_queue_url, &deps.settings.bucket) {
+                let messages = night_messages(&units, request.now, request.dry_run);
+                let sent = queue_night(&deps.sqs, queue, &messages, deps.assembly_delay)
+                    .await
+                    .map_err(|reason| Diagnostic {
+                        error_type: "Retryable".into(),
+                        error_message: format!("the night's units could not be queued: {reason}"),
+                    })?;
+                tracing::info!(queued = sent, "report units queued");
+                return Ok(
+                    json!({"queued": units, "messages": sent, "night": night_of(request.now)}),
+                );
+            }
             Scope::Units {
                 configs: &configs,
-                units: units(&ids, regions),
+                units,
             }
         }
     };
     match run_report(&deps.clients, &deps.settings, request, scope).await {
         Ok(output) => {
             tracing::info!(summary = %serde_json::to_string(&output).unwrap_or_default(), "report done");
-            // Metrics (EMF) on their own stdout line.
-            let metrics = reporter_metrics(&output);
-            if let Some(line) = emf_line(
-                REPORTER,
-                &deps.clients.region,
-                jiff::Timestamp::now(),
-                metrics,
-            ) {
-                println!("{line}");
-            }
-            Ok(output)
+            emit_metrics(deps, &output);
+            Ok(serde_json::to_value(output).unwrap_or_default())
         }
         Err(error) => {
             let kind = match &error {
@@ -129,4 +157,22 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<ReportOutput, 
             Err(diagnostic(kind, &error))
         }
     }
+}
+
+/// Metrics (EMF) on their own stdout line.
+fn emit_metrics(deps: &Deps, output: &ReportOutput) {
+    if let Some(line) = emf_line(
+        REPORTER,
+        &deps.clients.region,
+        jiff::Timestamp::now(),
+        reporter_metrics(output),
+    ) {
+        println!("{line}");
+    }
+}
+
+async fn account_configs(deps: &Deps, role: &str) -> Result<AccountConfigs, Diagnostic> {
+    AccountConfigs::new(deps.sdk_config.clone(), role, SESSION_NAME)
+        .await
+        .map_err(|e| diagnostic("Retryable", &e))
 }

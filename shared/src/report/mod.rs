@@ -7,6 +7,7 @@
 //! [`run_report`] does all of it.
 
 pub mod build;
+pub mod fanout;
 pub mod fit;
 pub mod gather;
 pub mod headline;

@@ -78,6 +78,11 @@ pub enum Scope<'a> {
         configs: &'a AccountConfigs,
         units: Vec<Unit>,
     },
+    /// Read already, one unit at a time through the work queue.
+    Assembled {
+        units: Vec<UnitSnapshot>,
+        unhandled: Vec<Unhandled>,
+    },
 }
 
 /// Account-regions read at once.
@@ -156,8 +161,12 @@ pub async fn run_report(
             let report = build_report(&snapshot, &previous, request.now, settings.stale_after_days);
             (report, Vec::new())
         }
-        Scope::Units { configs, units } => {
-            let (mut read, unhandled) = gather_units(configs, &units).await;
+        Scope::Units { .. } | Scope::Assembled { .. } => {
+            let (mut read, unhandled) = match scope {
+                Scope::Units { configs, units } => gather_units(configs, &units).await,
+                Scope::Assembled { units, unhandled } => (units, unhandled),
+                Scope::Own => (Vec::new(), Vec::new()),
+            };
             let previous = previous.unwrap_or_else(|error| {
                 if let Some(first) = read.first_mut() {
                     first.snapshot.gaps.push(previous_gap(error_text(&error)));

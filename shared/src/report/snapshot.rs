@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Everything one report is built from.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FleetSnapshot {
     pub region: String,
     /// Every EC2 instance of the region (any state).
@@ -22,7 +22,7 @@ pub struct FleetSnapshot {
     pub gaps: Vec<DataGap>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ec2Instance {
     pub instance_id: String,
     /// The `Name` tag, when present.
@@ -34,7 +34,7 @@ pub struct Ec2Instance {
     pub patch_group: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagedInstance {
     pub instance_id: String,
     /// `Online`, `ConnectionLost` or `Inactive`.
@@ -42,7 +42,7 @@ pub struct ManagedInstance {
     pub platform: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatchState {
     pub instance_id: String,
     pub patch_group: Option<String>,
@@ -62,13 +62,13 @@ pub struct PatchState {
     pub other_noncompliant: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatchGroupBaseline {
     pub patch_group: String,
     pub baseline_id: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssociationCompliance {
     pub resource_id: String,
     pub compliant: bool,

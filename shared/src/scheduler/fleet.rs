@@ -403,6 +403,12 @@ mod tests {
         assert_eq!(unit.account, "111111111111");
         assert_eq!(request.now, "2026-12-01T18:05:00Z".parse().unwrap());
         assert!(items[1].work.is_err());
+        let sample: Value = serde_json::from_str(include_str!(
+            "../../../events/instance-scheduler-work-batch.json"
+        ))
+        .expect("sample");
+        let sample = parse_work_batch(&sample).expect("sqs").expect("valid");
+        assert!(sample[0].work.as_ref().is_ok_and(|(_, r)| r.dry_run));
         assert!(parse_work_batch(&json!({"time": "2026-12-01T18:05:00Z"})).is_none());
         assert!(parse_work_batch(&json!({"Records": [{"eventSource": "aws:s3"}]})).is_none());
     }
