@@ -25,6 +25,10 @@ use crate::scheduler::{TickSummary, OVERRIDE_TAG};
 pub const NAMESPACE: &str = "fleetops";
 pub const DIM_FUNCTION: &str = "function";
 pub const DIM_REGION: &str = "region";
+/// Over several accounts, each account-region also gets its own line with
+/// this dimension (the invocation's line keeps function and region only, so
+/// the dashboard's totals see every unit).
+pub const DIM_ACCOUNT: &str = "account";
 
 pub const SCHEDULER: &str = "instance-scheduler";
 pub const DISPATCHER: &str = "patch-dispatcher";
@@ -275,6 +279,24 @@ pub fn emf_document(
         root.insert(m.name.into(), json!(m.value));
     }
     Value::Object(root)
+}
+
+/// The line of one account-region's metrics (dimensions function, region and
+/// account), or none (dry run).
+pub fn emf_unit_line(
+    function: &str,
+    account: &str,
+    region: &str,
+    at: jiff::Timestamp,
+    metrics: Option<Vec<Metric>>,
+) -> Option<String> {
+    metrics.map(|m| {
+        let mut doc = emf_document(function, region, at, &m);
+        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] =
+            json!([[DIM_FUNCTION, DIM_REGION, DIM_ACCOUNT]]);
+        doc[DIM_ACCOUNT] = json!(account);
+        doc.to_string()
+    })
 }
 
 /// The stdout line of `metrics`, or none (dry run: nothing to print).

@@ -185,6 +185,35 @@ async fn given_three_accounts_in_two_regions_then_one_tick_in_process_handles_ea
         "{output}"
     );
     org.assert_all_stopped(&fleet).await;
+
+    // Metrics: the invocation's line, and one per account-region with its account.
+    let docs: Vec<Value> = function
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|doc| doc.get("_aws").is_some())
+        .collect();
+    let per_unit: Vec<&Value> = docs.iter().filter(|d| d.get("account").is_some()).collect();
+    assert_eq!(docs.len(), 7, "{docs:?}");
+    assert_eq!(per_unit.len(), 6, "{docs:?}");
+    for doc in per_unit {
+        // Every metric declared is a number of the document, every dimension a string.
+        for metric in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .expect("metrics")
+        {
+            let name = metric["Name"].as_str().expect("name");
+            assert!(doc[name].is_number(), "{name} in {doc}");
+        }
+        for dimension in ["function", "region", "account"] {
+            assert!(doc[dimension].is_string(), "{dimension} in {doc}");
+        }
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["function", "region", "account"]])
+        );
+        assert_eq!(doc["InstancesStopped"], json!(1.0), "{doc}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,7 +3,7 @@
 
 use fleetops::accounts::{resolve_accounts, units, AccountConfigs, AccountSettings};
 use fleetops::aws::{diagnostic, load_sdk_config};
-use fleetops::metrics::{emf_line, scheduler_metrics, SCHEDULER};
+use fleetops::metrics::{emf_line, emf_unit_line, scheduler_metrics, SCHEDULER};
 use fleetops::scheduler::{
     parse_tick_event, parse_work_batch, queue_units, read_schedules, run_units, run_work_batch,
     FleetTickSummary, SchedulerSettings, TickError,
@@ -83,8 +83,19 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<FleetTickSumma
     };
     // Metrics (EMF) on their own stdout line, for a whole or a partial tick.
     let metrics = scheduler_metrics(&fleet.flattened(), fleet.unhandled.len());
-    if let Some(line) = emf_line(SCHEDULER, &deps.own_region, jiff::Timestamp::now(), metrics) {
+    let now = jiff::Timestamp::now();
+    if let Some(line) = emf_line(SCHEDULER, &deps.own_region, now, metrics) {
         println!("{line}");
+    }
+    // Over several account-regions, one more line for each, with its account.
+    if fleet.units.len() > 1 {
+        for unit in &fleet.units {
+            let metrics = scheduler_metrics(&fleet.unit_summary(unit), 0);
+            if let Some(line) = emf_unit_line(SCHEDULER, &unit.account, &unit.region, now, metrics)
+            {
+                println!("{line}");
+            }
+        }
     }
     tracing::info!(summary = %serde_json::to_string(&fleet).unwrap_or_default(), "scheduler summary");
     // Nothing handled at all (every account-region failed): retry the whole.

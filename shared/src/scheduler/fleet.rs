@@ -95,6 +95,36 @@ impl FleetTickSummary {
             .sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
     }
 
+    /// One account-region's part, as a plain tick summary (for its metrics).
+    pub fn unit_summary(&self, unit: &UnitDone) -> TickSummary {
+        let here = |account: &str, region: &str| account == unit.account && region == unit.region;
+        TickSummary {
+            time: self.time.clone(),
+            dry_run: self.dry_run,
+            started: unit.started.clone(),
+            stopped: unit.stopped.clone(),
+            skipped: self
+                .skipped
+                .iter()
+                .filter(|l| here(&l.account, &l.region))
+                .map(|l| l.entry.clone())
+                .collect(),
+            failed: self
+                .failed
+                .iter()
+                .filter(|l| here(&l.account, &l.region))
+                .map(|l| l.entry.clone())
+                .collect(),
+            expired_overrides: Vec::new(),
+            warnings: self
+                .warnings
+                .iter()
+                .filter(|l| here(&l.account, &l.region))
+                .map(|l| l.entry.clone())
+                .collect(),
+        }
+    }
+
     /// The same counts as one plain tick summary (for metrics).
     pub fn flattened(&self) -> TickSummary {
         TickSummary {
