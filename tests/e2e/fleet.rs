@@ -39,6 +39,21 @@ impl Org {
         org
     }
 
+    /// A queue of the hub account, and a client for it.
+    async fn queue(&self, name: &str) -> (aws_sdk_sqs::Client, String) {
+        let sqs = aws_sdk_sqs::Client::new(&self.emulator.sdk_config(REGIONS[0]).await);
+        let url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("queue")
+            .queue_url()
+            .expect("url")
+            .to_string();
+        (sqs, url)
+    }
+
     fn spoke_role(&self, account: &str) {
         self.emulator.control(
             "POST",
@@ -137,6 +152,74 @@ impl Org {
     }
 }
 
+/// Delivers the queue's messages to `function` in batches of `size`, as
+/// Lambda's event source mapping does: the messages the function names in
+/// `batchItemFailures` stay in the queue (made visible again at once with
+/// `redeliver`, instead of after the visibility timeout), the others are
+/// deleted. Every batch's records and output.
+async fn drain(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    size: i32,
+    function: &LambdaFunction,
+    redeliver: bool,
+) -> Vec<(Vec<Value>, Value)> {
+    let mut batches = Vec::new();
+    for _ in 0..12 {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(size)
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages();
+        if messages.is_empty() {
+            break;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                       "body": m.body(), "attributes": {}, "messageAttributes": {},
+                       "eventSource": "aws:sqs", "awsRegion": REGIONS[0],
+                       "eventSourceARN": format!("arn:aws:sqs:{}:{HUB}:queue", REGIONS[0])})
+            })
+            .collect();
+        let batch = function
+            .invoke(&json!({ "Records": records }))
+            .output()
+            .clone();
+        let failed: Vec<&str> = batch["batchItemFailures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["itemIdentifier"].as_str())
+            .collect();
+        for m in messages {
+            let handle = m.receipt_handle().unwrap_or_default();
+            if !failed.contains(&m.message_id().unwrap_or_default()) {
+                sqs.delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
+            } else if redeliver {
+                sqs.change_message_visibility()
+                    .queue_url(queue)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .expect("visible again");
+            }
+        }
+        batches.push((records, batch));
+    }
+    batches
+}
+
 fn unhandled(output: &Value) -> Vec<(String, String, String)> {
     output["unhandled"]
         .as_array()
@@ -221,16 +304,7 @@ async fn given_a_work_queue_then_the_tick_queues_one_message_per_account_region_
 ) {
     let org = Org::new().await;
     let fleet = org.fleet().await;
-    let sqs = aws_sdk_sqs::Client::new(&org.emulator.sdk_config(REGIONS[0]).await);
-    let queue = sqs
-        .create_queue()
-        .queue_name("fleetops-work")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_string();
+    let (sqs, queue) = org.queue("fleetops-work").await;
     let function = org.scheduler(&[("WORK_QUEUE_URL", queue.as_str())]);
     let tick = function.invoke(&json!({"time": EVENING})).output().clone();
     assert_eq!(tick["queued"].as_array().map(Vec::len), Some(8), "{tick}");
@@ -242,54 +316,16 @@ async fn given_a_work_queue_then_the_tick_queues_one_message_per_account_region_
     // Drain the queue as the event source mapping would, in batches of 5.
     let mut stopped = Vec::new();
     let mut failures = 0;
-    for _ in 0..4 {
-        let received = sqs
-            .receive_message()
-            .queue_url(&queue)
-            .max_number_of_messages(5)
-            .send()
-            .await
-            .expect("receive");
-        let messages = received.messages();
-        if messages.is_empty() {
-            break;
-        }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
-                       "body": m.body(), "attributes": {}, "messageAttributes": {},
-                       "eventSource": "aws:sqs", "awsRegion": REGIONS[0],
-                       "eventSourceARN": format!("arn:aws:sqs:{}:{HUB}:fleetops-work", REGIONS[0])})
-            })
-            .collect();
-        let batch = function
-            .invoke(&json!({ "Records": records }))
-            .output()
-            .clone();
-        let failed: Vec<String> = batch["batchItemFailures"]
-            .as_array()
-            .expect("a partial batch response")
-            .iter()
-            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
-            .collect();
+    for (_, batch) in drain(&sqs, &queue, 5, &function, false).await {
         for (account, _, reason) in unhandled(&batch) {
             assert_eq!(account, LOCKED, "{batch}");
             assert!(reason.contains("cannot be assumed"), "{reason}");
         }
-        failures += failed.len();
+        failures += batch["batchItemFailures"]
+            .as_array()
+            .expect("a partial batch response")
+            .len();
         stopped.extend(sorted(&batch, "stopped"));
-        // The mapping deletes what succeeded; failures stay for redelivery.
-        for m in messages {
-            if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
-                sqs.delete_message()
-                    .queue_url(&queue)
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
     }
     stopped.sort();
     let mut expected: Vec<String> = fleet.values().cloned().collect();
@@ -358,37 +394,8 @@ async fn given_three_accounts_then_one_report_covers_them_with_a_row_each_and_na
 {
     let org = Org::new().await;
     let fleet = org.fleet().await;
-    let config = org.emulator.sdk_config(REGIONS[0]).await;
-    let (sns, sqs) = (
-        aws_sdk_sns::Client::new(&config),
-        aws_sdk_sqs::Client::new(&config),
-    );
-    let topic = sns
-        .create_topic()
-        .name("fleetops-report")
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn()
-        .expect("arn")
-        .to_string();
-    let queue = sqs
-        .create_queue()
-        .queue_name("report-reader")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_string();
-    let queue_arn = format!("arn:aws:sqs:{}:{HUB}:report-reader", REGIONS[0]);
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .expect("subscribe");
+    let (topic, queue, _) = report_outputs(&org).await;
+    let sqs = aws_sdk_sqs::Client::new(&org.emulator.sdk_config(REGIONS[0]).await);
     let accounts = format!("{HUB},{},{},{LOCKED}", SPOKES[0], SPOKES[1]);
     let regions = REGIONS.join(",");
     let reporter = org.emulator.start_function(
@@ -445,7 +452,6 @@ async fn given_three_accounts_then_one_report_covers_them_with_a_row_each_and_na
 async fn report_outputs(org: &Org) -> (String, String, &'static str) {
     let config = org.emulator.sdk_config(REGIONS[0]).await;
     let sns = aws_sdk_sns::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
@@ -466,15 +472,7 @@ async fn report_outputs(org: &Org) -> (String, String, &'static str) {
         .topic_arn()
         .expect("arn")
         .to_string();
-    let reader = sqs
-        .create_queue()
-        .queue_name("report-reader")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_string();
+    let (_, reader) = org.queue("report-reader").await;
     sns.subscribe()
         .topic_arn(&topic)
         .protocol("sqs")
@@ -490,16 +488,7 @@ async fn given_a_work_queue_then_the_nightly_report_is_read_unit_by_unit_and_ass
     let org = Org::new().await;
     let fleet = org.fleet().await;
     let (topic, reader, bucket) = report_outputs(&org).await;
-    let sqs = aws_sdk_sqs::Client::new(&org.emulator.sdk_config(REGIONS[0]).await);
-    let work = sqs
-        .create_queue()
-        .queue_name("fleetops-report-work")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_string();
+    let (sqs, work) = org.queue("fleetops-report-work").await;
     let accounts = format!("{HUB},{},{},{LOCKED}", SPOKES[0], SPOKES[1]);
     let regions = REGIONS.join(",");
     let reporter = org.emulator.start_function(
@@ -527,25 +516,7 @@ async fn given_a_work_queue_then_the_nightly_report_is_read_unit_by_unit_and_ass
     let mut report = None;
     let mut assembled = Vec::new();
     let mut assembly = None;
-    for _ in 0..10 {
-        let received = sqs
-            .receive_message()
-            .queue_url(&work)
-            .max_number_of_messages(4)
-            .send()
-            .await
-            .expect("receive");
-        let messages = received.messages();
-        if messages.is_empty() {
-            break;
-        }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
-                       "body": m.body(), "eventSource": "aws:sqs", "awsRegion": REGIONS[0]})
-            })
-            .collect();
+    for (records, batch) in drain(&sqs, &work, 4, &reporter, true).await {
         if let Some(found) = records.iter().find(|r| {
             r["body"]
                 .as_str()
@@ -553,35 +524,6 @@ async fn given_a_work_queue_then_the_nightly_report_is_read_unit_by_unit_and_ass
                 .contains("report_assembly")
         }) {
             assembly = Some(found.clone());
-        }
-        let batch = reporter
-            .invoke(&json!({ "Records": records }))
-            .output()
-            .clone();
-        let failed: Vec<&str> = batch["batchItemFailures"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f["itemIdentifier"].as_str())
-            .collect();
-        for m in messages {
-            let handle = m.receipt_handle().unwrap_or_default();
-            if failed.contains(&m.message_id().unwrap_or_default()) {
-                sqs.change_message_visibility()
-                    .queue_url(&work)
-                    .receipt_handle(handle)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .expect("visible again");
-            } else {
-                sqs.delete_message()
-                    .queue_url(&work)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .expect("delete");
-            }
         }
         if !batch["report"].is_null() {
             assembled.push(batch["report"].clone());

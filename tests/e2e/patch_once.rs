@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::{ResourceType, Tag as Ec2Tag, TagSpecification};
 use fleetops_e2e::{event, LambdaFunction};
 use serde_json::{json, Value};
 
@@ -14,21 +13,7 @@ use crate::patch::{command_id, only_action, Fleet, REGION, STATE_TABLE};
 impl Fleet {
     /// A running instance with `tags`; its agent is online unless `managed` is false.
     async fn instance(&self, tags: &[(&str, &str)], managed: bool) -> String {
-        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-        for (k, v) in tags {
-            spec = spec.tags(Ec2Tag::builder().key(*k).value(*v).build());
-        }
-        let out = self
-            .ec2
-            .run_instances()
-            .image_id("ami-760aaa0f")
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(spec.build())
-            .send()
-            .await
-            .expect("run instance");
-        let id = out.instances()[0].instance_id().expect("id").to_string();
+        let id = fleetops_e2e::run_tagged(&self.ec2, tags).await;
         if managed {
             self.agent(&id, json!({"online_after_seconds": 0}));
         }

@@ -188,21 +188,11 @@ pub async fn store_unit(
 ) -> Result<(), String> {
     let stored = match configs.config(account).await {
         Ok(config) => {
-            let name = aws_config::Region::new(region.to_string());
-            let ec2 = aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(&config)
-                    .region(name.clone())
-                    .build(),
-            );
-            let ssm = aws_sdk_ssm::Client::from_conf(
-                aws_sdk_ssm::config::Builder::from(&config)
-                    .region(name)
-                    .build(),
-            );
+            let clients = crate::scheduler::RegionClient::new(&config, region);
             StoredUnit {
                 account: account.into(),
                 region: region.into(),
-                snapshot: Some(gather(&ec2, &ssm, region).await),
+                snapshot: Some(gather(&clients.ec2, &clients.ssm, region).await),
                 unhandled: None,
             }
         }

@@ -67,20 +67,8 @@ fn merge<'a>(parts: impl Iterator<Item = &'a UnitSnapshot>, label: &str) -> Flee
 /// What the report is about: one account ("111111111111, 2 regions") or
 /// many ("3 accounts, 2 regions").
 fn scope_label(units: &[UnitSnapshot], unhandled: &[Unhandled]) -> String {
-    let mut accounts: Vec<&str> = units
-        .iter()
-        .map(|u| u.account.as_str())
-        .chain(unhandled.iter().map(|u| u.account.as_str()))
-        .collect();
-    accounts.sort();
-    accounts.dedup();
-    let mut regions: Vec<&str> = units
-        .iter()
-        .map(|u| u.region.as_str())
-        .chain(unhandled.iter().map(|u| u.region.as_str()))
-        .collect();
-    regions.sort();
-    regions.dedup();
+    let accounts = distinct(units, unhandled, |a| a.0);
+    let regions = distinct(units, unhandled, |a| a.1);
     let regions_text = match regions.as_slice() {
         [one] => (*one).to_string(),
         many => format!("{} regions", many.len()),
@@ -89,6 +77,22 @@ fn scope_label(units: &[UnitSnapshot], unhandled: &[Unhandled]) -> String {
         [one] => format!("{one} {regions_text}"),
         many => format!("{} accounts, {regions_text}", many.len()),
     }
+}
+
+/// The distinct accounts (`pick` `.0`) or regions (`.1`) of read and unread units, sorted.
+fn distinct<'a>(
+    units: &'a [UnitSnapshot],
+    unhandled: &'a [Unhandled],
+    pick: impl Fn((&'a str, &'a str)) -> &'a str,
+) -> Vec<&'a str> {
+    let mut values: Vec<&str> = units
+        .iter()
+        .map(|u| pick((&u.account, &u.region)))
+        .chain(unhandled.iter().map(|u| pick((&u.account, &u.region))))
+        .collect();
+    values.sort();
+    values.dedup();
+    values
 }
 
 /// The report over `units`, with `unhandled` account-regions as gaps.
@@ -108,13 +112,7 @@ pub fn build_fleet_report(
     }));
     let mut report = build_report(&merged, previous, now, stale_after_days);
 
-    let mut accounts: Vec<&str> = units
-        .iter()
-        .map(|u| u.account.as_str())
-        .chain(unhandled.iter().map(|u| u.account.as_str()))
-        .collect();
-    accounts.sort();
-    accounts.dedup();
+    let accounts = distinct(units, unhandled, |a| a.0);
     let mut rows: Vec<AccountRow> = accounts
         .into_iter()
         .map(|account| {

@@ -97,18 +97,8 @@ async fn gather_units(
         .map(|unit| async move {
             let read = match configs.config(&unit.account).await {
                 Ok(config) => {
-                    let region = aws_config::Region::new(unit.region.clone());
-                    let ec2 = aws_sdk_ec2::Client::from_conf(
-                        aws_sdk_ec2::config::Builder::from(&config)
-                            .region(region.clone())
-                            .build(),
-                    );
-                    let ssm = aws_sdk_ssm::Client::from_conf(
-                        aws_sdk_ssm::config::Builder::from(&config)
-                            .region(region)
-                            .build(),
-                    );
-                    Ok(gather(&ec2, &ssm, &unit.region).await)
+                    let clients = crate::scheduler::RegionClient::new(&config, &unit.region);
+                    Ok(gather(&clients.ec2, &clients.ssm, &unit.region).await)
                 }
                 Err(error) => Err(error_text(&error)),
             };
