@@ -171,6 +171,10 @@ for statement in resources["DeadLetterQueuePolicy"]["Properties"]["PolicyDocumen
     if statement.get("Effect") != "Allow":
         continue
     for arn in statement.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn", []):
+        # !If [condition, !GetAtt <rule>.Arn, !Ref AWS::NoValue]: the rule of a
+        # resource that exists only in some stacks.
+        if isinstance(arn, dict) and "Fn::If" in arn:
+            arn = arn["Fn::If"][1]
         target = arn.get("Fn::GetAtt") if isinstance(arn, dict) else None
         if target:
             allowed.add(target.split(".")[0] if isinstance(target, str) else target[0])
@@ -213,31 +217,74 @@ for logical_id, resource in resources.items():
 
 # Hub or spoke: with DeploymentRole=spoke (a StackSet over the organization) the
 # stack holds the spoke role and nothing else; with hub, everything but it.
-def exists(resource, role):
-    saved = parameters["DeploymentRole"].get("Default")
+def exists(resource, role, dispatcher="false"):
+    saved = {name: parameters[name].get("Default") for name in ("DeploymentRole", "SpokePatchDispatcher")}
     parameters["DeploymentRole"]["Default"] = role
+    parameters["SpokePatchDispatcher"]["Default"] = dispatcher
     try:
         condition = resource.get("Condition")
         return True if condition is None else evaluate(conditions[condition])
     finally:
-        parameters["DeploymentRole"]["Default"] = saved
+        for name, value in saved.items():
+            parameters[name]["Default"] = value
 
 spoke = sorted(i for i, r in resources.items() if exists(r, "spoke"))
 if spoke != ["SpokeRole"]:
     errors.append(f"a spoke stack must hold only SpokeRole, not {spoke}")
 if any(i == "SpokeRole" for i, r in resources.items() if exists(r, "hub")):
     errors.append("a hub stack must not hold SpokeRole")
+# A spoke with its own patch dispatcher: the role, the dispatcher and what it
+# uses (key, dead-letter queue, alarm topic, table, rules), nothing of the
+# scheduler or the reporter, and every reference inside resolves in that stack.
+with_dispatcher = {i for i, r in resources.items() if exists(r, "spoke", "true")}
+for logical_id in sorted(with_dispatcher):
+    if logical_id.startswith(("InstanceScheduler", "ComplianceReporter", "Report", "WorkQueue", "Dashboard")):
+        errors.append(f"a spoke stack with its patch dispatcher must not hold {logical_id}")
+for needed in ("SpokeRole", "PatchDispatcherFunction", "PatchDispatcherRole", "StateTable", "FleetOpsKey", "DeadLetterQueue"):
+    if needed not in with_dispatcher:
+        errors.append(f"a spoke stack with its patch dispatcher lacks {needed}")
+
+def references(node, found):
+    if isinstance(node, dict):
+        if "Fn::If" in node and isinstance(node["Fn::If"], list) and node["Fn::If"][0] == "IsHub":
+            return  # only in a hub
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value.split(".")[0] if isinstance(value, str) else value[0])
+            elif key == "Fn::Sub":
+                body = value if isinstance(value, str) else value[0]
+                found.update(n.split(".")[0] for n in re.findall(r"\$\{([^}!]+)\}", body))
+                if not isinstance(value, str):
+                    references(value[1], found)
+            else:
+                references(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            references(item, found)
+
+# SAM's generated ids (<function><event>) exist with their function.
+generated = {f + e for f, r in resources.items() if r.get("Type") == "AWS::Serverless::Function"
+             for e in r.get("Properties", {}).get("Events", {})}
+for logical_id in sorted(with_dispatcher):
+    found = set()
+    references(resources[logical_id], found)
+    for name in sorted(found):
+        owner = next((f for f in with_dispatcher if name.startswith(f) and name in generated), None)
+        if name in resources and name not in with_dispatcher and owner is None:
+            errors.append(f"{logical_id} refers to {name}, which a spoke stack with its patch dispatcher does not hold")
 for section in ("Outputs",):
     for logical_id, output in template.get(section, {}).items():
-        if output.get("Condition") not in ("IsHub", "IsSpoke"):
-            errors.append(f"{section}.{logical_id}: needs Condition IsHub or IsSpoke")
+        if output.get("Condition") not in ("IsHub", "IsSpoke", "WithDispatcher"):
+            errors.append(f"{section}.{logical_id}: needs Condition IsHub, IsSpoke or WithDispatcher")
 
 for error in errors:
     print(f"structure: {error}", file=sys.stderr)
 if errors:
     raise SystemExit(1)
 print(f"{reserved} reserved concurrency settings, all opt-in; {len(dead_lettering)} dead-lettering rules, all allowed")
-print(f"a spoke stack holds {spoke}; a hub stack {len(resources) - len(spoke)} resources")
+print(f"a spoke stack holds {spoke}; with its patch dispatcher {len(with_dispatcher)} resources; a hub stack {len(resources) - len(spoke)}")
 PY
 
 # --- 3: rendered copy with every IAM role policy resolved -----------------------
