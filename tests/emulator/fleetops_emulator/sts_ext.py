@@ -12,6 +12,7 @@ policies are not evaluated. Roles of other accounts are created through
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from moto.core.exceptions import ServiceException
@@ -21,6 +22,10 @@ from moto.sts.responses import TokenResponse
 from .control import require, route
 
 _orig_assume_role = TokenResponse.assume_role
+
+# botocore's STS model has no AccessDenied shape (it is a common error, not a
+# modelled one); moto still serialises code and message, and warns each time.
+warnings.filterwarnings("ignore", message=r"Exception\(AccessDenied\) with code AccessDenied")
 
 
 class AccessDenied(ServiceException):
