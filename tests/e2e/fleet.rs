@@ -129,7 +129,8 @@ impl Org {
         fleet
     }
 
-    fn scheduler(&self, extra: &[(&str, &str)]) -> LambdaFunction {
+    /// `name` over the hub, both spokes and the locked account, in both regions.
+    fn function(&self, name: &str, extra: &[(&str, &str)]) -> LambdaFunction {
         let accounts = format!("{HUB},{},{},{LOCKED}", SPOKES[0], SPOKES[1]);
         let regions = REGIONS.join(",");
         let mut env = vec![
@@ -137,8 +138,11 @@ impl Org {
             ("REGIONS", regions.as_str()),
         ];
         env.extend_from_slice(extra);
-        self.emulator
-            .start_function("instance-scheduler", REGIONS[0], &env)
+        self.emulator.start_function(name, REGIONS[0], &env)
+    }
+
+    fn scheduler(&self, extra: &[(&str, &str)]) -> LambdaFunction {
+        self.function("instance-scheduler", extra)
     }
 
     async fn assert_all_stopped(&self, fleet: &BTreeMap<(String, String), String>) {
@@ -396,16 +400,9 @@ async fn given_three_accounts_then_one_report_covers_them_with_a_row_each_and_na
     let fleet = org.fleet().await;
     let (topic, queue, _) = report_outputs(&org).await;
     let sqs = aws_sdk_sqs::Client::new(&org.emulator.sdk_config(REGIONS[0]).await);
-    let accounts = format!("{HUB},{},{},{LOCKED}", SPOKES[0], SPOKES[1]);
-    let regions = REGIONS.join(",");
-    let reporter = org.emulator.start_function(
+    let reporter = org.function(
         "compliance-reporter",
-        REGIONS[0],
-        &[
-            ("REPORT_TOPIC_ARN", topic.as_str()),
-            ("ACCOUNTS", accounts.as_str()),
-            ("REGIONS", regions.as_str()),
-        ],
+        &[("REPORT_TOPIC_ARN", topic.as_str())],
     );
     let output = reporter
         .invoke(&json!({"time": jiff::Timestamp::now().to_string()}))
@@ -489,16 +486,11 @@ async fn given_a_work_queue_then_the_nightly_report_is_read_unit_by_unit_and_ass
     let fleet = org.fleet().await;
     let (topic, reader, bucket) = report_outputs(&org).await;
     let (sqs, work) = org.queue("fleetops-report-work").await;
-    let accounts = format!("{HUB},{},{},{LOCKED}", SPOKES[0], SPOKES[1]);
-    let regions = REGIONS.join(",");
-    let reporter = org.emulator.start_function(
+    let reporter = org.function(
         "compliance-reporter",
-        REGIONS[0],
         &[
             ("REPORT_TOPIC_ARN", topic.as_str()),
             ("REPORT_BUCKET", bucket),
-            ("ACCOUNTS", accounts.as_str()),
-            ("REGIONS", regions.as_str()),
             ("WORK_QUEUE_URL", work.as_str()),
             ("REPORT_ASSEMBLY_DELAY_SECONDS", "0"),
         ],
