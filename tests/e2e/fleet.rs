@@ -562,3 +562,110 @@ async fn given_a_work_queue_then_the_nightly_report_is_read_unit_by_unit_and_ass
     );
     assert_eq!(published["accounts"].as_array().map(Vec::len), Some(4));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_throttling_in_one_region_past_the_retries_then_only_its_units_fail_and_are_delivered_again(
+) {
+    let org = Org::new().await;
+    let fleet = org.fleet().await;
+    let (sqs, queue) = org.queue("fleetops-work").await;
+    // eu-west-1's EC2 throttles every call for a while (the SDK's retries
+    // included), in every account; us-east-1 answers.
+    org.emulator.control(
+        "POST",
+        "/_fleetops/faults",
+        Some(&json!({"rules": [{"service": "ec2", "operation": "DescribeInstances",
+            "region": "eu-west-1", "error": "RequestLimitExceeded", "status": 503, "max_count": 24}]})),
+    );
+    let function = org.scheduler(&[("WORK_QUEUE_URL", queue.as_str())]);
+    let tick = function.invoke(&json!({"time": EVENING})).output().clone();
+    assert_eq!(tick["queued"].as_array().map(Vec::len), Some(8), "{tick}");
+
+    let first = drain(&sqs, &queue, 10, &function, false).await;
+    let (_, batch) = first.first().expect("one batch of 8");
+    let failed: Vec<(String, String, String)> = unhandled(batch);
+    assert_eq!(
+        failed.len(),
+        5,
+        "3 throttled + the locked account's 2: {batch}"
+    );
+    assert!(
+        failed
+            .iter()
+            .filter(|(a, _, _)| a != LOCKED)
+            .all(|(_, r, why)| r == "eu-west-1" && why.contains("RequestLimitExceeded")),
+        "{batch}"
+    );
+    for ((account, region), id) in &fleet {
+        let want = if region == "us-east-1" {
+            "stopped"
+        } else {
+            "running"
+        };
+        assert_eq!(
+            org.state(account, region, id).await,
+            want,
+            "{account}/{region}"
+        );
+    }
+
+    // Delivered again (the failed messages only) once the throttling is over:
+    // eu-west-1 is done then, and only the locked account still fails.
+    org.emulator
+        .control("POST", "/_fleetops/faults", Some(&json!({"rules": []})));
+    // As after the visibility timeout: the failed messages are visible again.
+    let (records, batch) = &first[0];
+    let failed_ids: Vec<&str> = batch["batchItemFailures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["itemIdentifier"].as_str())
+        .collect();
+    for record in records {
+        if failed_ids.contains(&record["messageId"].as_str().unwrap_or_default()) {
+            sqs.change_message_visibility()
+                .queue_url(&queue)
+                .receipt_handle(record["receiptHandle"].as_str().unwrap_or_default())
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("visible again");
+        }
+    }
+    let redelivered = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    assert_eq!(
+        redelivered.messages().len(),
+        5,
+        "only the failed ones are left"
+    );
+    let records: Vec<Value> = redelivered
+        .messages()
+        .iter()
+        .map(|m| {
+            json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                   "body": m.body(), "eventSource": "aws:sqs", "awsRegion": REGIONS[0]})
+        })
+        .collect();
+    let again = function
+        .invoke(&json!({ "Records": records }))
+        .output()
+        .clone();
+    assert_eq!(
+        again["batchItemFailures"].as_array().map(Vec::len),
+        Some(2),
+        "{again}"
+    );
+    for ((account, region), id) in &fleet {
+        assert_eq!(
+            org.state(account, region, id).await,
+            "stopped",
+            "{account}/{region}"
+        );
+    }
+}
