@@ -323,3 +323,76 @@ async fn given_a_woken_instance_whose_status_event_was_lost_then_the_sweep_puts_
     );
     assert_eq!(night.state(&asleep).await, ("stopped".into(), None));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_an_agent_that_never_comes_online_then_the_window_ends_its_command_and_it_is_stopped_again(
+) {
+    let night = Night::new().await;
+    // Registered with SSM, but its agent never answers once the instance runs
+    // (and no command outcome is scripted for it: SSM decides).
+    let offline = fleetops_e2e::run_tagged(
+        &night.fleet.ec2,
+        &[("Patch Group", "web"), ("Schedule", "off")],
+    )
+    .await;
+    night
+        .fleet
+        .agent(&offline, json!({"ping_status": "ConnectionLost"}));
+    night.fleet.emulator.control(
+        "POST",
+        "/_fleetops/ec2/instance-state",
+        Some(&json!({"instance_id": offline, "state": "stopped"})),
+    );
+    let dispatcher = night
+        .fleet
+        .function(&[("AGENT_REGISTRATION_TIMEOUT_SECONDS", "2")]);
+    let mut input = now_input();
+    input["window_minutes"] = json!(1);
+    let run = dispatcher.invoke(&input).output().clone();
+    assert_eq!(strings(&run, "woken"), vec![offline.clone()], "{run}");
+    let command = run["commands"][0]["command_id"]
+        .as_str()
+        .expect("command")
+        .to_string();
+    let sweep = fleetops_e2e::event("patch-dispatcher-sweep.json");
+    let waiting = dispatcher.invoke(&sweep).output().clone();
+    assert!(
+        skip_reason(&waiting, &offline).contains("not over"),
+        "{waiting}"
+    );
+    // The command's delivery timeout is what was left of the window: once it
+    // passes, SSM gives the invocation up (never delivered) and the instance
+    // goes back to stopped.
+    night.fleet.emulator.control(
+        "POST",
+        "/_fleetops/clock/advance",
+        Some(&json!({"seconds": 61})),
+    );
+    let invocations = night.fleet.emulator.control(
+        "GET",
+        "/_fleetops/ssm/commands?document_name=AWS-RunPatchBaseline",
+        None,
+    );
+    let commands = invocations["commands"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ours = commands
+        .iter()
+        .find(|c| c["command_id"] == json!(command))
+        .expect("the command");
+    assert!(
+        ours["timeout_seconds"]
+            .as_i64()
+            .is_some_and(|t| (30..=60).contains(&t)),
+        "the window's rest as the delivery timeout: {ours}"
+    );
+    let after = dispatcher.invoke(&sweep).output().clone();
+    assert_eq!(
+        after["returned"][0]["instance_id"],
+        json!(offline),
+        "{after}"
+    );
+    assert_eq!(after["returned"][0]["stopped"], json!(true), "{after}");
+    assert_eq!(night.state(&offline).await, ("stopped".into(), None));
+}
