@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use fleetops::accounts::{resolve_accounts, units, AccountConfigs, AccountSettings};
+use fleetops::accounts::{read_identity, resolve_accounts, units, AccountConfigs, AccountSettings};
 use fleetops::aws::{error_text, load_sdk_config};
 use fleetops::scheduler::ec2::describe_scheduled_instances;
 use fleetops::scheduler::{
@@ -76,9 +76,15 @@ pub async fn run(
     // Every account and region the Lambda would handle (ACCOUNTS, REGIONS).
     let accounts = AccountSettings::from_env(|name| std::env::var(name).ok())
         .map_err(|error| Failure::problem(error.to_string()))?;
-    let configs = AccountConfigs::new(sdk_config.clone(), &accounts.spoke_role_name, SESSION_NAME)
+    let identity = read_identity(&sdk_config)
         .await
         .map_err(|error| Failure::problem(error_text(&error)))?;
+    let configs = AccountConfigs::new(
+        sdk_config.clone(),
+        &identity,
+        &accounts.spoke_role_name,
+        SESSION_NAME,
+    );
     let organizations = aws_sdk_organizations::Client::new(&sdk_config);
     let ids = resolve_accounts(&accounts.accounts, configs.own_account(), &organizations)
         .await

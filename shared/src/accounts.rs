@@ -172,38 +172,63 @@ pub struct AccountConfigs {
     made: Mutex<HashMap<String, Result<aws_config::SdkConfig, String>>>,
 }
 
+/// The function's own account and partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub partition: String,
+}
+
+/// Reads the own account and partition with `sts:GetCallerIdentity` (which
+/// needs no permission).
+pub async fn read_identity(base: &aws_config::SdkConfig) -> Result<Identity, AccountError> {
+    let identity = aws_sdk_sts::Client::new(base)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AccountError::Identity(crate::error_text(&e)))?;
+    let account = identity
+        .account()
+        .ok_or_else(|| AccountError::Identity("no Account in the answer".into()))?
+        .to_string();
+    let partition = identity
+        .arn()
+        .and_then(|arn| arn.split(':').nth(1))
+        .filter(|p| !p.is_empty())
+        .unwrap_or("aws")
+        .to_string();
+    Ok(Identity { account, partition })
+}
+
+/// The own identity, read on the first invocation and kept for the life of
+/// the process (the function's credentials cannot change account): a warm
+/// invocation makes no `GetCallerIdentity` call.
+#[derive(Debug, Default)]
+pub struct IdentityCache(tokio::sync::OnceCell<Identity>);
+
+impl IdentityCache {
+    pub async fn get(&self, base: &aws_config::SdkConfig) -> Result<&Identity, AccountError> {
+        self.0.get_or_try_init(|| read_identity(base)).await
+    }
+}
+
 impl AccountConfigs {
-    /// Reads the own account and partition with `sts:GetCallerIdentity`
-    /// (which needs no permission). `session_name` says which function.
-    pub async fn new(
+    /// The configurations of one invocation: `identity` is the function's own
+    /// account; `session_name` says which function.
+    pub fn new(
         base: aws_config::SdkConfig,
+        identity: &Identity,
         role_name: &str,
         session_name: &str,
-    ) -> Result<Self, AccountError> {
-        let sts = aws_sdk_sts::Client::new(&base);
-        let identity = sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| AccountError::Identity(crate::error_text(&e)))?;
-        let own_account = identity
-            .account()
-            .ok_or_else(|| AccountError::Identity("no Account in the answer".into()))?
-            .to_string();
-        let partition = identity
-            .arn()
-            .and_then(|arn| arn.split(':').nth(1))
-            .filter(|p| !p.is_empty())
-            .unwrap_or("aws")
-            .to_string();
-        Ok(Self {
+    ) -> Self {
+        Self {
             base,
-            own_account,
-            partition,
+            own_account: identity.account.clone(),
+            partition: identity.partition.clone(),
             role_name: role_name.to_string(),
             session_name: session_name.to_string(),
             made: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     pub fn own_account(&self) -> &str {
@@ -268,14 +293,7 @@ impl AccountConfigs {
 mod tests {
     use super::*;
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use crate::input::test_env as env;
 
     #[test]
     fn accounts_are_the_own_a_list_or_the_organization() {

@@ -9,6 +9,7 @@ pub mod patch;
 pub mod report;
 pub mod schedule;
 pub mod scheduler;
+pub mod sqs;
 pub mod ssm;
 pub mod tags;
 

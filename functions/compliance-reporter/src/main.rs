@@ -1,7 +1,7 @@
 //! compliance-reporter: wiring only. The behaviour lives in `fleetops::report`.
 
 use fleetops::accounts::{
-    resolve_accounts, units, AccountConfigs, AccountSettings, AccountsSetting,
+    resolve_accounts, units, AccountConfigs, AccountSettings, AccountsSetting, IdentityCache,
 };
 use fleetops::aws::{diagnostic, load_sdk_config};
 use fleetops::input::{parse_tick_event, EnvError};
@@ -29,6 +29,7 @@ struct Deps {
     assembly_delay: i32,
     sqs: aws_sdk_sqs::Client,
     sdk_config: aws_config::SdkConfig,
+    identity: IdentityCache,
     organizations: aws_sdk_organizations::Client,
 }
 
@@ -75,6 +76,7 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         assembly_delay: assembly_delay(env("REPORT_ASSEMBLY_DELAY_SECONDS").as_deref())?,
         sqs: aws_sdk_sqs::Client::new(&sdk_config),
         organizations: aws_sdk_organizations::Client::new(&sdk_config),
+        identity: IdentityCache::default(),
         clients: Clients {
             region,
             ec2: aws_sdk_ec2::Client::new(&sdk_config),
@@ -172,7 +174,15 @@ fn emit_metrics(deps: &Deps, output: &ReportOutput) {
 }
 
 async fn account_configs(deps: &Deps, role: &str) -> Result<AccountConfigs, Diagnostic> {
-    AccountConfigs::new(deps.sdk_config.clone(), role, SESSION_NAME)
+    let identity = deps
+        .identity
+        .get(&deps.sdk_config)
         .await
-        .map_err(|e| diagnostic("Retryable", &e))
+        .map_err(|e| diagnostic("Retryable", &e))?;
+    Ok(AccountConfigs::new(
+        deps.sdk_config.clone(),
+        identity,
+        role,
+        SESSION_NAME,
+    ))
 }

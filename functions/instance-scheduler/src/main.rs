@@ -1,7 +1,7 @@
 //! instance-scheduler: wiring only. The behaviour lives in `fleetops::scheduler`
 //! (one account-region) and `fleetops::accounts` (which ones, and credentials).
 
-use fleetops::accounts::{resolve_accounts, units, AccountConfigs, AccountSettings};
+use fleetops::accounts::{resolve_accounts, units, AccountConfigs, AccountSettings, IdentityCache};
 use fleetops::aws::{diagnostic, load_sdk_config};
 use fleetops::metrics::{emf_line, emf_unit_line, scheduler_metrics, SCHEDULER};
 use fleetops::scheduler::{
@@ -20,6 +20,7 @@ struct Deps {
     /// `WORK_QUEUE_URL`: a tick queues one message per account-region.
     work_queue_url: Option<String>,
     sdk_config: aws_config::SdkConfig,
+    identity: IdentityCache,
     ssm: aws_sdk_ssm::Client,
     sqs: aws_sdk_sqs::Client,
     organizations: aws_sdk_organizations::Client,
@@ -40,6 +41,7 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         settings,
         accounts,
         work_queue_url: env("WORK_QUEUE_URL").filter(|v| !v.trim().is_empty()),
+        identity: IdentityCache::default(),
         ssm: aws_sdk_ssm::Client::new(&sdk_config),
         sqs: aws_sdk_sqs::Client::new(&sdk_config),
         organizations: aws_sdk_organizations::Client::new(&sdk_config),
@@ -119,13 +121,17 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<FleetTickSumma
 }
 
 async fn account_configs(deps: &Deps) -> Result<AccountConfigs, Diagnostic> {
-    AccountConfigs::new(
+    let identity = deps
+        .identity
+        .get(&deps.sdk_config)
+        .await
+        .map_err(|e| retryable(&e))?;
+    Ok(AccountConfigs::new(
         deps.sdk_config.clone(),
+        identity,
         &deps.accounts.spoke_role_name,
         SESSION_NAME,
-    )
-    .await
-    .map_err(|e| retryable(&e))
+    ))
 }
 
 fn retryable(error: &(dyn std::error::Error + 'static)) -> Diagnostic {

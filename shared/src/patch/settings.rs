@@ -152,14 +152,7 @@ fn seconds(name: &'static str, value: Option<String>, default: u64) -> Result<Du
 mod tests {
     use super::*;
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use crate::input::test_env as env;
 
     #[test]
     fn defaults() {

@@ -155,8 +155,8 @@ impl Run<'_> {
             // Losing this write means another invocation moved the wake on.
             self.write_wake(&record, Some(*version)).await?;
         }
-        let late = self.wait_for_agents(&started.done).await;
-        self.report_starts_that_did_not_hold(owned, window_end, &late, summary)
+        let stopped_again = self.wait_for_agents(&started.done).await;
+        self.report_starts_that_did_not_hold(window_end, stopped_again, summary)
             .await
     }
 
@@ -165,43 +165,12 @@ impl Run<'_> {
     /// capacity). It is reported, and never counted as woken.
     async fn report_starts_that_did_not_hold(
         &self,
-        owned: &Owned<'_>,
         window_end: Timestamp,
-        late: &[String],
+        stopped_again: BTreeMap<String, String>,
         summary: &mut Summary,
     ) -> Result<(), PatchError> {
-        if late.is_empty() {
-            return Ok(());
-        }
-        let output = self
-            .clients
-            .ec2
-            .describe_instances()
-            .set_instance_ids(Some(late.to_vec()))
-            .send()
-            .await
-            .map_err(|source| PatchError::WakeCandidates {
-                group: owned.patch.patch_group.clone(),
-                source,
-            })?;
-        for instance in output.reservations().iter().flat_map(|r| r.instances()) {
-            let stopped = instance
-                .state()
-                .and_then(|s| s.name())
-                .is_some_and(|n| n.as_str() == "stopped");
-            let Some(id) = instance.instance_id().filter(|_| stopped) else {
-                continue;
-            };
-            let reason = instance.state_reason().map_or_else(
-                || "no state reason".to_string(),
-                |r| {
-                    format!(
-                        "{}: {}",
-                        r.code().unwrap_or_default(),
-                        r.message().unwrap_or_default()
-                    )
-                },
-            );
+        for (id, reason) in stopped_again {
+            let id = id.as_str();
             summary.woken.retain(|w| w != id);
             summary.errors.push(Failure {
                 instance_id: Some(id.to_string()),
@@ -280,14 +249,15 @@ impl Run<'_> {
     /// Polls the woken instances' agents until all are online or the time
     /// this invocation may spend is up; SSM delivers the command to the late
     /// ones when they come online, until the window closes.
-    /// Returns the ids whose agent is still not online.
-    async fn wait_for_agents(&self, ids: &[String]) -> Vec<String> {
+    /// Returns the instances that stopped again meanwhile, with EC2's state
+    /// reason (a start that did not hold).
+    async fn wait_for_agents(&self, ids: &[String]) -> BTreeMap<String, String> {
         let poll = super::dispatch::duration(self.settings.agent_poll_interval);
         let budget = super::dispatch::duration(self.settings.agent_registration_timeout);
         let give_up = (Timestamp::now() + budget).min(self.deadline - DEADLINE_MARGIN - poll);
         let mut waiting: Vec<&String> = ids.iter().collect();
         // Stopped again already (a start that did not hold): not worth waiting for.
-        let mut stopped_again: Vec<&String> = Vec::new();
+        let mut stopped_again: BTreeMap<String, String> = BTreeMap::new();
         while !waiting.is_empty() {
             let mut still = Vec::new();
             for id in waiting {
@@ -296,10 +266,11 @@ impl Run<'_> {
                 }
             }
             let stopped = self.stopped_among(&still).await;
-            let (gone, left): (Vec<&String>, Vec<&String>) =
-                still.into_iter().partition(|id| stopped.contains(*id));
-            stopped_again.extend(gone);
-            waiting = left;
+            waiting = still
+                .into_iter()
+                .filter(|id| !stopped.contains_key(*id))
+                .collect();
+            stopped_again.extend(stopped);
             if waiting.is_empty() || Timestamp::now() + poll >= give_up {
                 break;
             }
@@ -308,11 +279,12 @@ impl Run<'_> {
         for id in &waiting {
             tracing::info!(instance_id = %id, action = "wake", result = "agent-not-online-yet", "the command is delivered when its agent comes online, until the window closes");
         }
-        waiting.into_iter().chain(stopped_again).cloned().collect()
+        stopped_again
     }
 
-    /// The ids among `ids` that EC2 shows stopped (none when it cannot say).
-    async fn stopped_among(&self, ids: &[&String]) -> std::collections::BTreeSet<String> {
+    /// The ids among `ids` that EC2 shows stopped, with their state reason
+    /// (none when it cannot say).
+    async fn stopped_among(&self, ids: &[&String]) -> BTreeMap<String, String> {
         if ids.is_empty() {
             return Default::default();
         }
@@ -333,7 +305,19 @@ impl Run<'_> {
                     .and_then(|s| s.name())
                     .is_some_and(|n| n.as_str() == "stopped")
             })
-            .filter_map(|i| i.instance_id().map(str::to_string))
+            .filter_map(|i| {
+                let reason = i.state_reason().map_or_else(
+                    || "no state reason".to_string(),
+                    |r| {
+                        format!(
+                            "{}: {}",
+                            r.code().unwrap_or_default(),
+                            r.message().unwrap_or_default()
+                        )
+                    },
+                );
+                Some((i.instance_id()?.to_string(), reason))
+            })
             .collect()
     }
 

@@ -13,10 +13,10 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::gather::gather;
 use super::org::UnitSnapshot;
 use super::snapshot::FleetSnapshot;
 use crate::accounts::{AccountConfigs, Unhandled, Unit};
+use crate::sqs::{send_messages, sqs_records, Outgoing};
 
 /// Where the units' snapshots are kept (expire them with a lifecycle rule).
 pub const UNITS_PREFIX: &str = "fleetops/report-units/";
@@ -140,41 +140,23 @@ pub async fn queue_night(
     messages: &[ReportMessage],
     assembly_delay: i32,
 ) -> Result<usize, String> {
-    use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-    let mut sent = 0;
-    for chunk in messages.chunks(10) {
-        let mut entries = Vec::with_capacity(chunk.len());
-        for (i, message) in chunk.iter().enumerate() {
-            let body = serde_json::to_string(message).map_err(|e| e.to_string())?;
-            let delay =
-                matches!(message, ReportMessage::ReportAssembly { .. }).then_some(assembly_delay);
-            entries.push(
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(body)
-                    .set_delay_seconds(delay)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        let output = sqs
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| crate::error_text(&e))?;
-        if let Some(failed) = output.failed().first() {
-            return Err(format!(
-                "message {} not queued: {}: {}",
-                failed.id(),
-                failed.code(),
-                failed.message().unwrap_or_default()
-            ));
-        }
-        sent += output.successful().len();
+    let outgoing: Vec<Outgoing> = messages
+        .iter()
+        .map(|message| Outgoing {
+            body: serde_json::json!(message).to_string(),
+            delay_seconds: matches!(message, ReportMessage::ReportAssembly { .. })
+                .then_some(assembly_delay),
+        })
+        .collect();
+    let results = send_messages(sqs, queue_url, &outgoing).await;
+    if let Some((i, error)) = results
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.as_ref().map(|e| (i, e)))
+    {
+        return Err(format!("message {i} not queued: {error}"));
     }
-    Ok(sent)
+    Ok(results.len())
 }
 
 /// Reads one account-region and stores what it read (or why it could not).
@@ -186,22 +168,19 @@ pub async fn store_unit(
     region: &str,
     night: &str,
 ) -> Result<(), String> {
-    let stored = match configs.config(account).await {
-        Ok(config) => {
-            let clients = crate::scheduler::RegionClient::new(&config, region);
-            StoredUnit {
-                account: account.into(),
-                region: region.into(),
-                snapshot: Some(gather(&clients.ec2, &clients.ssm, region).await),
-                unhandled: None,
-            }
-        }
-        Err(error) => StoredUnit {
-            account: account.into(),
-            region: region.into(),
-            snapshot: None,
-            unhandled: Some(crate::error_text(&error)),
-        },
+    let unit = Unit {
+        account: account.into(),
+        region: region.into(),
+    };
+    let (snapshot, unhandled) = match super::run::read_unit(configs, &unit).await {
+        Ok(snapshot) => (Some(snapshot), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    let stored = StoredUnit {
+        account: unit.account,
+        region: unit.region,
+        snapshot,
+        unhandled,
     };
     let body = serde_json::to_vec(&stored).map_err(|e| e.to_string())?;
     s3.put_object()
@@ -312,26 +291,13 @@ pub async fn read_units(
 pub fn parse_report_batch(
     event: &Value,
 ) -> Option<BTreeMap<String, Result<ReportMessage, String>>> {
-    let records = event.get("Records")?.as_array()?;
-    if !records
-        .iter()
-        .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-    {
-        return None;
-    }
     Some(
-        records
-            .iter()
-            .map(|r| {
-                let id = r
-                    .get("messageId")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let body = r.get("body").and_then(Value::as_str).unwrap_or_default();
+        sqs_records(event)?
+            .into_iter()
+            .map(|(id, body)| {
                 (
                     id,
-                    serde_json::from_str(body)
+                    serde_json::from_str(&body)
                         .map_err(|e| format!("not a fleetops report message: {e}")),
                 )
             })
@@ -411,7 +377,7 @@ pub struct BatchOutput {
     /// Assemblies still waiting for units (delivered again later).
     pub waiting: Vec<String>,
     #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<crate::scheduler::BatchItemFailure>,
+    pub batch_item_failures: Vec<crate::sqs::BatchItemFailure>,
 }
 
 /// Key of the marker that says a night's report was published (a
@@ -432,7 +398,7 @@ pub async fn run_report_batch(
         // Without a bucket there is nowhere to keep the units: every message fails.
         out.batch_item_failures = batch
             .into_keys()
-            .map(|id| crate::scheduler::BatchItemFailure {
+            .map(|id| crate::sqs::BatchItemFailure {
                 item_identifier: id,
             })
             .collect();
@@ -442,7 +408,7 @@ pub async fn run_report_batch(
     for (message_id, message) in batch {
         let failed = |reason: String| {
             tracing::error!(message_id = %message_id, reason = %reason, "report work item failed; SQS delivers it again");
-            crate::scheduler::BatchItemFailure {
+            crate::sqs::BatchItemFailure {
                 item_identifier: message_id.clone(),
             }
         };

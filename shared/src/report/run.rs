@@ -88,22 +88,24 @@ pub enum Scope<'a> {
 /// Account-regions read at once.
 const UNIT_CONCURRENCY: usize = 4;
 
+/// One account-region's snapshot, read with its account's credentials, or
+/// why it could not be read.
+pub async fn read_unit(configs: &AccountConfigs, unit: &Unit) -> Result<FleetSnapshot, String> {
+    let config = configs
+        .config(&unit.account)
+        .await
+        .map_err(|error| error_text(&error))?;
+    let clients = crate::scheduler::RegionClient::new(&config, &unit.region);
+    Ok(gather(&clients.ec2, &clients.ssm, &unit.region).await)
+}
+
 /// Every unit's snapshot, or why it could not be read.
 async fn gather_units(
     configs: &AccountConfigs,
     units: &[Unit],
 ) -> (Vec<UnitSnapshot>, Vec<Unhandled>) {
     let results: Vec<(Unit, Result<FleetSnapshot, String>)> = futures::stream::iter(units)
-        .map(|unit| async move {
-            let read = match configs.config(&unit.account).await {
-                Ok(config) => {
-                    let clients = crate::scheduler::RegionClient::new(&config, &unit.region);
-                    Ok(gather(&clients.ec2, &clients.ssm, &unit.region).await)
-                }
-                Err(error) => Err(error_text(&error)),
-            };
-            (unit.clone(), read)
-        })
+        .map(|unit| async move { (unit.clone(), read_unit(configs, unit).await) })
         .buffer_unordered(UNIT_CONCURRENCY)
         .collect()
         .await;

@@ -217,35 +217,44 @@ pub async fn record_applied(
     value: &str,
     ids: &[String],
 ) -> Vec<(String, String)> {
-    let mut failures = Vec::new();
-    for batch in ids.chunks(TAG_BATCH_SIZE) {
-        let result = client
+    per_tag_batch(ids, |batch| async move {
+        client
             .create_tags()
-            .set_resources(Some(batch.to_vec()))
+            .set_resources(Some(batch))
             .tags(Tag::builder().key(tag_key).value(value).build())
             .send()
-            .await;
-        if let Err(error) = result {
-            let text = error_text(&error);
-            failures.extend(batch.iter().map(|id| (id.clone(), text.clone())));
-        }
-    }
-    failures
+            .await
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    })
+    .await
 }
 
 /// Removes the tag `tag_key` (whatever its value) from instances, one
 /// DeleteTags call per 1000; failures are returned per instance.
 pub async fn remove_tag(client: &Client, tag_key: &str, ids: &[String]) -> Vec<(String, String)> {
-    let mut failures = Vec::new();
-    for batch in ids.chunks(TAG_BATCH_SIZE) {
-        let result = client
+    per_tag_batch(ids, |batch| async move {
+        client
             .delete_tags()
-            .set_resources(Some(batch.to_vec()))
+            .set_resources(Some(batch))
             .tags(Tag::builder().key(tag_key).build())
             .send()
-            .await;
-        if let Err(error) = result {
-            let text = error_text(&error);
+            .await
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    })
+    .await
+}
+
+/// Runs a tag call per `TAG_BATCH_SIZE` ids; a failed call fails each of its ids.
+async fn per_tag_batch<F, Fut>(ids: &[String], call: F) -> Vec<(String, String)>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut failures = Vec::new();
+    for batch in ids.chunks(TAG_BATCH_SIZE) {
+        if let Err(text) = call(batch.to_vec()).await {
             failures.extend(batch.iter().map(|id| (id.clone(), text.clone())));
         }
     }

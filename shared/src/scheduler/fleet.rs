@@ -12,11 +12,11 @@ use super::tick::{run_tick_with_schedules, RegionClient, TickError, TickSummary}
 use crate::accounts::{AccountConfigs, Unhandled, Unit};
 use crate::input::EventError;
 use crate::schedule::Schedules;
+pub use crate::sqs::BatchItemFailure;
+use crate::sqs::{send_messages, sqs_records, Outgoing};
 
 /// Units handled at once in-process (each reads and acts on one region).
 const UNIT_CONCURRENCY: usize = 8;
-/// `SendMessageBatch` takes at most 10 messages.
-const SEND_BATCH: usize = 10;
 
 /// An entry of the output with the account and region it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -34,13 +34,6 @@ pub struct UnitDone {
     pub region: String,
     pub started: Vec<String>,
     pub stopped: Vec<String>,
-}
-
-/// SQS's partial batch response item.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BatchItemFailure {
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
 }
 
 /// The invocation's output over every unit it handled (or queued).
@@ -231,71 +224,33 @@ pub async fn queue_units(
     settings: &SchedulerSettings,
     request: TickRequest,
 ) -> FleetTickSummary {
-    use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
     let mut fleet = FleetTickSummary {
         time: request.now.to_string(),
         dry_run: request.dry_run || settings.dry_run,
         ..FleetTickSummary::default()
     };
-    for chunk in units.chunks(SEND_BATCH) {
-        let entries: Vec<SendMessageBatchRequestEntry> = chunk
-            .iter()
-            .enumerate()
-            .filter_map(|(i, unit)| {
-                let body = serde_json::to_string(&UnitMessage {
-                    account: unit.account.clone(),
-                    region: unit.region.clone(),
-                    time: request.now.to_string(),
-                    dry_run: request.dry_run,
-                })
-                .ok()?;
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(body)
-                    .build()
-                    .ok()
+    let messages: Vec<Outgoing> = units
+        .iter()
+        .map(|unit| Outgoing {
+            body: serde_json::json!(UnitMessage {
+                account: unit.account.clone(),
+                region: unit.region.clone(),
+                time: request.now.to_string(),
+                dry_run: request.dry_run,
             })
-            .collect();
-        let unhandled = |unit: &Unit, reason: String| Unhandled {
-            account: unit.account.clone(),
-            region: unit.region.clone(),
-            reason,
-        };
-        match sqs
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => {
-                for failed in output.failed() {
-                    if let Some(unit) = failed.id().parse::<usize>().ok().and_then(|i| chunk.get(i))
-                    {
-                        fleet.unhandled.push(unhandled(
-                            unit,
-                            format!(
-                                "could not be queued: {}: {}",
-                                failed.code(),
-                                failed.message().unwrap_or_default()
-                            ),
-                        ));
-                    }
-                }
-                for ok in output.successful() {
-                    if let Some(unit) = ok.id().parse::<usize>().ok().and_then(|i| chunk.get(i)) {
-                        fleet.queued.push(unit.clone());
-                    }
-                }
-            }
-            Err(error) => {
-                let text = crate::error_text(&error);
-                fleet.unhandled.extend(
-                    chunk
-                        .iter()
-                        .map(|u| unhandled(u, format!("could not be queued: {text}"))),
-                );
-            }
+            .to_string(),
+            delay_seconds: None,
+        })
+        .collect();
+    let results = send_messages(sqs, queue_url, &messages).await;
+    for (unit, result) in units.iter().zip(results) {
+        match result {
+            None => fleet.queued.push(unit.clone()),
+            Some(error) => fleet.unhandled.push(Unhandled {
+                account: unit.account.clone(),
+                region: unit.region.clone(),
+                reason: format!("could not be queued: {error}"),
+            }),
         }
     }
     fleet.queued.sort();
@@ -314,48 +269,37 @@ pub struct WorkItem {
 /// The messages of an SQS event (`Records` with `eventSource: aws:sqs`);
 /// `None` for any other event.
 pub fn parse_work_batch(event: &Value) -> Option<Result<Vec<WorkItem>, EventError>> {
-    let records = event.get("Records")?.as_array()?;
-    if !records
-        .iter()
-        .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-    {
-        return None;
+    let records = sqs_records(event)?;
+    if records.iter().any(|(id, _)| id.is_empty()) {
+        return Some(Err(EventError {
+            field: "Records[].messageId",
+            problem: "missing".into(),
+        }));
     }
-    let mut items = Vec::with_capacity(records.len());
-    for record in records {
-        let Some(message_id) = record.get("messageId").and_then(Value::as_str) else {
-            return Some(Err(EventError {
-                field: "Records[].messageId",
-                problem: "missing".into(),
-            }));
-        };
-        let body = record
-            .get("body")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let work = serde_json::from_str::<UnitMessage>(body)
-            .map_err(|e| format!("message body is not a fleetops unit: {e}"))
-            .and_then(|m| {
-                let now = m
-                    .time
-                    .parse()
-                    .map_err(|e| format!("message time \"{}\": {e}", m.time))?;
-                Ok((
-                    Unit {
-                        account: m.account,
-                        region: m.region,
-                    },
-                    TickRequest {
-                        now,
-                        dry_run: m.dry_run,
-                    },
-                ))
-            });
-        items.push(WorkItem {
-            message_id: message_id.to_string(),
-            work,
-        });
-    }
+    let items = records
+        .into_iter()
+        .map(|(message_id, body)| {
+            let work = serde_json::from_str::<UnitMessage>(&body)
+                .map_err(|e| format!("message body is not a fleetops unit: {e}"))
+                .and_then(|m| {
+                    let now = m
+                        .time
+                        .parse()
+                        .map_err(|e| format!("message time \"{}\": {e}", m.time))?;
+                    Ok((
+                        Unit {
+                            account: m.account,
+                            region: m.region,
+                        },
+                        TickRequest {
+                            now,
+                            dry_run: m.dry_run,
+                        },
+                    ))
+                });
+            WorkItem { message_id, work }
+        })
+        .collect();
     Some(Ok(items))
 }
 
