@@ -114,6 +114,10 @@ class Emulator:
         """AWS calls counted by the emulator since the last reset, by "service:Operation"."""
         return dict(self.control("GET", "/_fleetops/calls")["calls"])
 
+    def response_bytes(self) -> dict[str, int]:
+        """Response body bytes since the last reset, by "service:Operation"."""
+        return dict(self.control("GET", "/_fleetops/calls").get("bytes", {}))
+
     def reset_calls(self) -> None:
         self.control("POST", "/_fleetops/calls/reset")
 

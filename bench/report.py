@@ -63,23 +63,78 @@ def agreement(fleetops: dict, c7n: dict) -> dict:
             "stopped": len(set(a["stopped"])), "started": len(set(a["started"]))}
 
 
+# The scheduler's read plan (shared/src/scheduler/read_plan.rs): schedules
+# share a full-read query up to this many instances.
+INSTANCES_PER_QUERY = 2000
+
+
+def _queries(counts: list[int]) -> list[int]:
+    """Instances per full-read query, grouped as read_plan's group_values does."""
+    groups, planned = [], 0
+    for n in counts:
+        if groups and planned + n > INSTANCES_PER_QUERY:
+            groups.append(0)
+            planned = 0
+        if not groups:
+            groups.append(0)
+        groups[-1] += n
+        planned += n
+    return groups
+
+
 def scheduler_bound(size: int) -> dict[str, int]:
-    """Pages and batches for this fleet: 1 GetParameter, DescribeInstances pages of
-    1000, Stop/Start batches of 100, CreateTags per <= 1000 instances sharing a
-    transition (each of the fleet's 4 kinds has its own transition)."""
+    """Pages and batches of a first tick on a freshly seeded fleet (nothing
+    marked yet): 1 GetParameter; DescribeTags pages of 1000 for the schedule
+    tag, one each for the marker and the rare keys; DescribeInstances: each
+    schedule read whole (all unmarked), queries grouped up to 2000 instances,
+    pages of 1000, plus one for spot instances; Stop/Start batches of 1000;
+    CreateTags per <= 1000 instances sharing a marker (one per schedule); one
+    ListCommands (patching comes first) when something is stopped."""
+    counts = fleet.plan(size)
     per_kind = {k: 0 for k in fleet.KINDS}
-    for name, count in fleet.plan(size).items():
+    for name, count in counts.items():
         per_kind[name.split("-")[1]] += count
     return {
         "ssm:GetParameter": 1,
-        "ec2:DescribeInstances": max(1, math.ceil(size / 1000)),
-        "ec2:StopInstances": math.ceil(per_kind["stop"] / 100),
-        "ec2:StartInstances": math.ceil(per_kind["start"] / 100),
-        "ec2:CreateTags": sum(math.ceil(n / 1000) for n in per_kind.values()),
+        "ssm:ListCommands": 1 if per_kind["stop"] else 0,
+        "ec2:DescribeTags": max(1, math.ceil(size / 1000)) + 2,
+        "ec2:DescribeInstances": sum(max(1, math.ceil(n / 1000)) for n in _queries(list(counts.values()))) + 1,
+        "ec2:StopInstances": math.ceil(per_kind["stop"] / 1000),
+        "ec2:StartInstances": math.ceil(per_kind["start"] / 1000),
+        "ec2:CreateTags": sum(math.ceil(n / 1000) for n in counts.values()),
     }
 
 
-# --- formatting ---
+def steady_section(size: int, f: dict | None) -> list[str]:
+    """The tick after the full one: nothing must change (issue 14)."""
+    steady = (f or {}).get("steady")
+    if not steady:
+        return []
+    full_bytes, quiet_bytes = sum(f.get("bytes", {}).values()), sum(steady["bytes"].values())
+    rows = [
+        ["handler CPU", secs(f.get("handler_cpu_s")), secs(steady.get("handler_cpu_s")),
+         pct(steady.get("handler_cpu_s"), f.get("handler_cpu_s"))],
+        ["handler wall time", secs(f.get("handler_s")), secs(steady.get("handler_s")),
+         pct(steady.get("handler_s"), f.get("handler_s"))],
+        ["response bytes read", f"{full_bytes:,}", f"{quiet_bytes:,}", pct(quiet_bytes, full_bytes)],
+        ["API calls", sum(f["calls"].values()), sum(steady["calls"].values()),
+         pct(sum(steady["calls"].values()), sum(f["calls"].values()))],
+    ]
+    ops = sorted(set(f["calls"]) | set(steady["calls"]))
+    by_op = [[op, f["calls"].get(op, 0), f"{f.get('bytes', {}).get(op, 0):,}", steady["calls"].get(op, 0),
+              f"{steady['bytes'].get(op, 0):,}"] for op in ops]
+    return [f"### The next tick: nothing to change ({size:,} instances)", "",
+            "Five minutes later, on the fleet the tick above settled, in a fresh process "
+            f"(output {steady.get('result')}).", "",
+            table(["", "full tick", "steady-state tick", "steady / full"], rows), "",
+            table(["operation", "full: calls", "full: bytes", "steady: calls", "steady: bytes"], by_op), ""]
+
+
+def pct(part, whole) -> str:
+    if not part or not whole:
+        return "–"
+    return f"{100 * part / whole:.1f}%"
+
 
 def secs(v) -> str:
     if v is None:
@@ -128,6 +183,7 @@ def render(results: dict) -> str:
     out += targets(results)
     for size, per_tool in results["sizes"].items():
         out += size_section(int(size), per_tool)
+        out += steady_section(int(size), per_tool.get("fleetops"))
     out += cold_section(results.get("cold"))
     out += binaries_section(facts)
     out += reporter_section(results.get("reporter") or {})
@@ -164,7 +220,29 @@ def targets(results: dict) -> list[str]:
     if cold:
         med = sorted(cold)[len(cold) // 2]
         rows.append(["cold start < 30 ms", "empty", secs(med), "yes" if med < 0.030 else "no"])
-    return ["## Where we stand (issue 5's targets)", "", table(["target", "fleet", "measured", "met"], rows), ""]
+    rows += tick_cost_targets(results)
+    return ["## Where we stand (issues 5 and 14)", "", table(["target", "fleet", "measured", "met"], rows), ""]
+
+
+def tick_cost_targets(results: dict) -> list[list]:
+    """Issue 14: stop/start calls against Custodian's; the steady-state tick's share."""
+    rows = []
+    for size, per_tool in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
+        f, c = per_tool.get("fleetops"), per_tool.get("c7n")
+        if f and c:
+            for op in ("ec2:StopInstances", "ec2:StartInstances"):
+                ours, theirs = f["calls"].get(op, 0), c["calls"].get(op, 0)
+                rows.append([f"{op} calls ≤ Cloud Custodian's", f"{int(size):,}", f"{ours} vs {theirs}",
+                             "yes" if ours <= theirs else "no (see below)"])
+        steady = (f or {}).get("steady")
+        if steady:
+            cpu = pct(steady.get("handler_cpu_s"), f.get("handler_cpu_s"))
+            quiet, full = sum(steady["bytes"].values()), sum(f.get("bytes", {}).values())
+            cpu_ok = steady.get("handler_cpu_s") is not None and steady["handler_cpu_s"] <= 0.1 * f["handler_cpu_s"]
+            rows.append(["steady-state tick CPU ≤ 10% of a full tick's", f"{int(size):,}", cpu, "yes" if cpu_ok else "no"])
+            rows.append(["steady-state tick bytes read ≤ 10% of a full tick's", f"{int(size):,}", pct(quiet, full),
+                         "yes" if full and quiet <= 0.1 * full else "no"])
+    return rows
 
 
 def size_section(size: int, per_tool: dict) -> list[str]:

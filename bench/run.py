@@ -93,6 +93,9 @@ def measure_tool(tool: str, size: int, args: argparse.Namespace, workdir: Path) 
                               exit_status=run.exit_status)
             result["emulator_cpu_s"] = emu.cpu_seconds() - emu_cpu
             result["calls"] = emu.calls()
+            result["bytes"] = emu.response_bytes()
+            if tool == "fleetops" and result.get("ok"):
+                result["steady"] = steady_tick(args, emu, moment, workdir)
             end = utc_now()
             obs = fleet.observe(emu, the_fleet, marks)
         result["problems"] = fleet.check(the_fleet, obs)
@@ -108,6 +111,17 @@ def measure_tool(tool: str, size: int, args: argparse.Namespace, workdir: Path) 
                                          "its log is in --workdir)")
         return result
     return result
+
+
+def steady_tick(args: argparse.Namespace, emu: Emulator, moment: dt.datetime, workdir: Path) -> dict:
+    """The next tick, five minutes later, on the fleet the first one settled:
+    nothing must change (issue 14: its cost must follow the changes, not the
+    fleet). A fresh process, so its handler CPU compares with the first's."""
+    emu.reset_calls()
+    event = {"time": rfc3339(moment + dt.timedelta(minutes=5)), "dry_run": False}
+    run = run_function(args.scheduler_binary, "fleetops-instance-scheduler", scheduler_env(emu.url),
+                       [event], workdir / "function-steady.log", args.timeout)
+    return dict(function_metrics(run), calls=emu.calls(), bytes=emu.response_bytes())
 
 
 def function_metrics(run) -> dict:

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use fleetops::accounts::{read_identity, resolve_accounts, units, AccountConfigs, AccountSettings};
 use fleetops::aws::{error_text, load_sdk_config};
-use fleetops::scheduler::ec2::describe_scheduled_instances;
+use fleetops::scheduler::read::describe_scheduled_instances;
 use fleetops::scheduler::{
     read_schedules, run_units, RegionClient, SchedulerSettings, TickRequest, TickSummary,
 };
@@ -55,6 +55,7 @@ pub async fn run(
     let request = TickRequest {
         now: at.unwrap_or_else(Timestamp::now),
         dry_run: true,
+        act_until: None,
     };
     let ssm = aws_sdk_ssm::Client::new(&sdk_config);
     let (source, read) = match &local {

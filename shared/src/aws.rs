@@ -103,6 +103,17 @@ pub fn invocation_deadline(deadline_ms: u64, now: jiff::Timestamp) -> jiff::Time
     }
 }
 
+/// When to stop starting new work: `margin` before the invocation's deadline
+/// (as a monotonic instant, for timeouts), or now when less is left.
+pub fn act_until(
+    deadline_ms: u64,
+    now: jiff::Timestamp,
+    margin: jiff::SignedDuration,
+) -> std::time::Instant {
+    let left = invocation_deadline(deadline_ms, now).duration_since(now) - margin;
+    std::time::Instant::now() + std::time::Duration::try_from(left).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::invocation_deadline;

@@ -36,6 +36,9 @@ pub fn parse_flag(name: &'static str, value: Option<&str>) -> Result<bool, EnvEr
 pub struct TickRequest {
     pub now: Timestamp,
     pub dry_run: bool,
+    /// When to stop sending stops and starts: the invocation's deadline less
+    /// the time to record and answer (set by the function; `None`: no limit).
+    pub act_until: Option<std::time::Instant>,
 }
 
 /// Reads an EventBridge "Scheduled Event" (or a manual `{"time", "dry_run"}`
@@ -47,6 +50,7 @@ pub fn parse_tick_event(event: &Value, clock: Timestamp) -> Result<TickRequest, 
             return Ok(TickRequest {
                 now: clock,
                 dry_run: false,
+                act_until: None,
             })
         }
         _ => {
@@ -79,7 +83,11 @@ pub fn parse_tick_event(event: &Value, clock: Timestamp) -> Result<TickRequest, 
             })
         }
     };
-    Ok(TickRequest { now, dry_run })
+    Ok(TickRequest {
+        now,
+        dry_run,
+        act_until: None,
+    })
 }
 
 /// `REGIONS`: a comma list of region names, default `own_region`. Both the

@@ -2,14 +2,20 @@
 //! batch with one instance in the wrong state, a missing parameter, paging.
 
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::operation::describe_tags::DescribeTagsOutput;
 use aws_sdk_ec2::operation::stop_instances::StopInstancesOutput;
-use aws_sdk_ec2::types::{Instance, InstanceState, InstanceStateName, Reservation, Tag};
+use aws_sdk_ec2::types::{
+    Instance, InstanceState, InstanceStateName, Reservation, ResourceType, Tag, TagDescription,
+};
 use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
 use aws_sdk_ssm::types::error::ParameterNotFound;
 use aws_sdk_ssm::types::Parameter;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use fleetops::aws::retry_config;
-use fleetops::scheduler::ec2::{change_state, describe_scheduled_instances, StateChange};
+use fleetops::scheduler::ec2::{
+    change_state, change_state_until, StateChange, NOT_ATTEMPTED, NO_ANSWER,
+};
+use fleetops::scheduler::read::describe_scheduled_instances;
 use fleetops::scheduler::{run_tick, RegionClient, SchedulerSettings, TickError, TickRequest};
 
 const THROTTLED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -67,7 +73,7 @@ async fn given_one_instance_in_a_wrong_state_when_stopping_a_batch_then_only_it_
         [&rejects_bad, &accepts_rest],
         fast_retries
     );
-    let wanted = ids(0..150);
+    let wanted = ids(0..1500);
     let outcome = change_state(&ec2, StateChange::Stop { hibernate: false }, &wanted).await;
     assert_eq!(outcome.failed.len(), 1, "{:?}", outcome.failed);
     assert_eq!(outcome.failed[0].0, "i-00000000000000005");
@@ -76,8 +82,8 @@ async fn given_one_instance_in_a_wrong_state_when_stopping_a_batch_then_only_it_
         "{}",
         outcome.failed[0].1
     );
-    assert_eq!(outcome.done.len(), 149);
-    // Two batches of 100 and 50; the first rejected once, then retried without the bad one.
+    assert_eq!(outcome.done.len(), 1499);
+    // Two batches of 1000 and 500; the first rejected once, then retried without the bad one.
     assert_eq!((rejects_bad.num_calls(), accepts_rest.num_calls()), (1, 2));
 }
 
@@ -158,6 +164,7 @@ fn request() -> TickRequest {
     TickRequest {
         now: "2026-11-26T18:05:00Z".parse().expect("time"),
         dry_run: false,
+        act_until: None,
     }
 }
 
@@ -196,6 +203,28 @@ async fn given_a_valid_document_then_a_tick_stops_and_marks_through_the_sdk() {
             .parameter(Parameter::builder().value(document).build())
             .build()
     });
+    // The deciding tags first: i-1 carries `office` and no marker, so it is
+    // read in full (with its schedule's other unmarked instances).
+    let tags = mock!(aws_sdk_ec2::Client::describe_tags)
+        .match_requests(|r| {
+            r.filters()
+                .iter()
+                .any(|f| f.values().contains(&"Schedule".to_string()))
+        })
+        .then_output(|| {
+            DescribeTagsOutput::builder()
+                .tags(
+                    TagDescription::builder()
+                        .resource_id("i-1")
+                        .resource_type(ResourceType::Instance)
+                        .key("Schedule")
+                        .value("office")
+                        .build(),
+                )
+                .build()
+        });
+    let other_tags = mock!(aws_sdk_ec2::Client::describe_tags)
+        .then_output(|| DescribeTagsOutput::builder().build());
     let describe = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
         DescribeInstancesOutput::builder()
             .reservations(
@@ -217,7 +246,11 @@ async fn given_a_valid_document_then_a_tick_stops_and_marks_through_the_sdk() {
         })
         .then_output(|| aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build());
     let ssm = mock_client!(aws_sdk_ssm, [&parameter]);
-    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&describe, &stop, &tag]);
+    let ec2 = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        [&tags, &other_tags, &describe, &stop, &tag]
+    );
     // Before stopping: which instances are patching (none), one call.
     let nothing_patching = mock!(aws_sdk_ssm::Client::list_commands).then_output(|| {
         aws_sdk_ssm::operation::list_commands::ListCommandsOutput::builder().build()
@@ -232,5 +265,107 @@ async fn given_a_valid_document_then_a_tick_stops_and_marks_through_the_sdk() {
         .expect("tick");
     assert_eq!(summary.stopped, ["i-1"]);
     assert_eq!((stop.num_calls(), tag.num_calls()), (1, 1));
+    // Three DescribeTags chains (schedule tag, marker, rare keys); the full
+    // reads: `office` whole, and spot instances.
+    assert_eq!((tags.num_calls(), other_tags.num_calls()), (1, 2));
+    assert_eq!(describe.num_calls(), 2);
     assert_eq!(nothing_patching.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn given_describe_tags_throttled_past_the_retries_then_the_region_fails_and_nothing_is_done()
+{
+    let document = r#"{"schedules": {"office": {"periods": [{"weekdays": "mon-fri", "begin": "09:00", "end": "18:00"}]}}}"#;
+    let parameter = mock!(aws_sdk_ssm::Client::get_parameter).then_output(move || {
+        GetParameterOutput::builder()
+            .parameter(Parameter::builder().value(document).build())
+            .build()
+    });
+    let throttled = mock!(aws_sdk_ec2::Client::describe_tags)
+        .sequence()
+        .http_status(503, Some(THROTTLED.to_string()))
+        .repeatedly()
+        .build();
+    let describe = mock!(aws_sdk_ec2::Client::describe_instances)
+        .then_output(|| DescribeInstancesOutput::builder().build());
+    let stop = mock!(aws_sdk_ec2::Client::stop_instances)
+        .then_output(|| StopInstancesOutput::builder().build());
+    let ssm = mock_client!(aws_sdk_ssm, [&parameter]);
+    let ec2 = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        [&throttled, &describe, &stop],
+        fast_retries
+    );
+    let regions = [RegionClient {
+        region: "eu-west-1".into(),
+        ec2,
+        ssm: ssm.clone(),
+    }];
+    let error = run_tick(&ssm, &regions, &settings(), request())
+        .await
+        .expect_err("the region cannot be read");
+    let TickError::Regions { failures, summary } = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].operation, "DescribeTags");
+    assert!(
+        failures[0].message.contains("RequestLimitExceeded"),
+        "{error}"
+    );
+    assert!(summary.stopped.is_empty() && summary.started.is_empty());
+    assert_eq!((describe.num_calls(), stop.num_calls()), (0, 0));
+}
+
+/// An EC2 endpoint that accepts connections and never answers (EC2
+/// throttling a call while the SDK backs off looks the same from here).
+async fn silent_ec2() -> aws_sdk_ec2::Client {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::for_tests())
+        .endpoint_url(format!("http://{address}"))
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn given_no_answer_before_the_invocations_time_runs_out_then_the_batch_fails_saying_so() {
+    let ec2 = silent_ec2().await;
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let outcome = change_state_until(&ec2, StateChange::Start, &ids(0..1200), Some(until)).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(outcome.done.is_empty());
+    assert_eq!(outcome.failed.len(), 1200);
+    assert!(outcome.failed.iter().all(|(_, why)| why == NO_ANSWER));
+}
+
+#[tokio::test]
+async fn given_the_invocations_time_already_spent_then_nothing_is_sent() {
+    let start = mock!(aws_sdk_ec2::Client::start_instances).then_output(|| {
+        aws_sdk_ec2::operation::start_instances::StartInstancesOutput::builder().build()
+    });
+    let ec2 = mock_client!(aws_sdk_ec2, [&start]);
+    let outcome = change_state_until(
+        &ec2,
+        StateChange::Start,
+        &ids(0..3),
+        Some(std::time::Instant::now()),
+    )
+    .await;
+    assert_eq!(start.num_calls(), 0);
+    assert!(outcome.failed.iter().all(|(_, why)| why == NOT_ATTEMPTED));
+    assert_eq!(outcome.failed.len(), 3);
 }

@@ -10,3 +10,4 @@ mod patch_wake;
 mod report;
 mod scheduler;
 mod scheduler_changes;
+mod scheduler_steady;

@@ -49,7 +49,7 @@ impl Fleet {
             .expect("put schedules");
     }
 
-    async fn launch_in(
+    pub(crate) async fn launch_in(
         &self,
         ec2: &aws_sdk_ec2::Client,
         tags: &[(&str, &str)],
@@ -81,7 +81,7 @@ impl Fleet {
     }
 
     /// `count` instances tagged `Schedule=<schedule>` in one call; their ids.
-    async fn launch_many(&self, schedule: &str, count: i32) -> Vec<String> {
+    pub(crate) async fn launch_many(&self, schedule: &str, count: i32) -> Vec<String> {
         let spec = TagSpecification::builder()
             .resource_type(ResourceType::Instance)
             .tags(Tag::builder().key("Schedule").value(schedule).build())
@@ -552,9 +552,13 @@ async fn given_a_big_tagged_fleet_then_calls_are_pages_plus_batches() {
         .clone();
     assert_eq!(ids(&output, "stopped").len(), 250);
     let calls = fleet.emulator.calls();
-    // One page of up to 1000, 100 per stop call, one CreateTags for the shared marker.
-    assert_eq!(calls.get("ec2:DescribeInstances"), Some(&1), "{calls:?}");
-    assert_eq!(calls.get("ec2:StopInstances"), Some(&3), "{calls:?}");
+    // The deciding tags: one page per chain (schedule tag, marker, the rare
+    // keys). Then in full: `office` (all unmarked) in one page of up to 1000,
+    // and the spot instances. 1000 per stop call, one CreateTags for the
+    // shared marker.
+    assert_eq!(calls.get("ec2:DescribeTags"), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("ec2:DescribeInstances"), Some(&2), "{calls:?}");
+    assert_eq!(calls.get("ec2:StopInstances"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("ec2:CreateTags"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("ssm:GetParameter"), Some(&1), "{calls:?}");
 }

@@ -161,3 +161,46 @@ def test_describe_instances_validation(emu):
     with pytest.raises(ClientError) as err:
         raw.describe_instances(InstanceIds=["i-0123456789abcdef0"], MaxResults=5)
     assert err.value.response["Error"]["Code"] == "InvalidParameterCombination"
+
+
+def test_describe_tags_pages_and_filters(emu, ec2):
+    ids = run(ec2, 12, TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Schedule", "Value": "office"}]}])
+    ec2.create_tags(Resources=ids[:3], Tags=[{"Key": "ScheduleOverride", "Value": "skip"}])
+    filters = [{"Name": "resource-type", "Values": ["instance"]}, {"Name": "key", "Values": ["Schedule"]}]
+    first = ec2.describe_tags(Filters=filters, MaxResults=5)
+    assert len(first["Tags"]) == 5 and first["NextToken"]
+    seen = [t["ResourceId"] for t in first["Tags"]]
+    token = first["NextToken"]
+    while token:
+        page = ec2.describe_tags(Filters=filters, MaxResults=5, NextToken=token)
+        seen += [t["ResourceId"] for t in page["Tags"]]
+        token = page.get("NextToken")
+    assert sorted(seen) == sorted(ids)
+    rare = ec2.describe_tags(Filters=[{"Name": "key", "Values": ["ScheduleOverride"]}], MaxResults=1000)["Tags"]
+    assert sorted(t["ResourceId"] for t in rare) == sorted(ids[:3]) and "NextToken" not in rare
+    with pytest.raises(ClientError) as err:
+        ec2.describe_tags(Filters=filters, MaxResults=1001)
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+def test_more_than_200_filter_values_in_one_call_are_refused(ec2):
+    ids = [f"i-{n:017x}" for n in range(196)]
+    filters = [
+        {"Name": "instance-id", "Values": ids},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped", "shutting-down"]},
+    ]
+    for call in (ec2.describe_instances, ec2.describe_tags):
+        with pytest.raises(ClientError) as err:
+            call(Filters=filters, MaxResults=1000)
+        assert err.value.response["Error"]["Code"] == "FilterLimitExceeded"
+    filters[0]["Values"] = ids[:195]
+    assert ec2.describe_instances(Filters=filters, MaxResults=1000)["Reservations"] == []
+
+
+def test_response_bytes_are_counted_per_operation(emu, ec2):
+    run(ec2, 3)
+    emu.post("/_fleetops/calls/reset", {})
+    ec2.describe_instances(MaxResults=5)
+    counted = emu.get("/_fleetops/calls")
+    assert counted["calls"]["ec2:DescribeInstances"] == 1
+    assert counted["bytes"]["ec2:DescribeInstances"] > 3 * 1000

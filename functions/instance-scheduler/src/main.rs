@@ -2,7 +2,7 @@
 //! (one account-region) and `fleetops::accounts` (which ones, and credentials).
 
 use fleetops::accounts::{resolve_accounts, units, AccountConfigs, AccountSettings, IdentityCache};
-use fleetops::aws::{diagnostic, load_sdk_config};
+use fleetops::aws::{act_until, diagnostic, load_sdk_config};
 use fleetops::metrics::{emf_line, emf_unit_line, scheduler_metrics, SCHEDULER};
 use fleetops::scheduler::{
     parse_tick_event, parse_work_batch, queue_units, read_schedules, run_units, run_work_batch,
@@ -51,10 +51,24 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(event, &deps))).await
 }
 
+/// Time kept, after the last stop or start is sent, to write the markers and
+/// answer within the function's timeout.
+const ANSWER_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
+
 async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<FleetTickSummary, Diagnostic> {
+    let act_until = Some(act_until(
+        event.context.deadline,
+        jiff::Timestamp::now(),
+        ANSWER_MARGIN,
+    ));
     let fleet = match parse_work_batch(&event.payload) {
         Some(batch) => {
-            let items = batch.map_err(|e| diagnostic("InvalidEvent", &e))?;
+            let mut items = batch.map_err(|e| diagnostic("InvalidEvent", &e))?;
+            for item in &mut items {
+                if let Ok((_, request)) = &mut item.work {
+                    request.act_until = act_until;
+                }
+            }
             let schedules = read_schedules(&deps.ssm, &deps.settings)
                 .await
                 .map_err(failed)?;
@@ -62,8 +76,9 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<FleetTickSumma
             run_work_batch(&schedules, &items, &configs, &deps.settings).await
         }
         None => {
-            let request = parse_tick_event(&event.payload, jiff::Timestamp::now())
+            let mut request = parse_tick_event(&event.payload, jiff::Timestamp::now())
                 .map_err(|e| diagnostic("InvalidEvent", &e))?;
+            request.act_until = act_until;
             // Read (and validated) before anything is queued or done.
             let schedules = read_schedules(&deps.ssm, &deps.settings)
                 .await

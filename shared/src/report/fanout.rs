@@ -453,7 +453,11 @@ pub async fn run_report_batch(
                     AssemblyStep::Build { late } => {
                         let (read, unhandled) =
                             read_units(&clients.s3, bucket, &night, &units, &late).await;
-                        let request = crate::input::TickRequest { now: time, dry_run };
+                        let request = crate::input::TickRequest {
+                            now: time,
+                            dry_run,
+                            act_until: None,
+                        };
                         let scope = super::run::Scope::Assembled {
                             units: read,
                             unhandled,

@@ -1,97 +1,20 @@
-//! The scheduler's EC2 calls: read the tagged fleet, stop and start it in
-//! batches that survive one bad instance, record the transition marker.
+//! The scheduler's EC2 actions: stop and start in batches that survive one
+//! bad instance, record the transition marker (the reads are in `read`).
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{Filter, InstanceLifecycleType, Tag};
+use aws_sdk_ec2::types::Tag;
 use aws_sdk_ec2::Client;
+use futures::StreamExt;
 
-use super::instance::{Instance, InstanceState, StateReason};
 use crate::error_text;
 
-/// DescribeInstances page size (the API's maximum).
-const DESCRIBE_PAGE_SIZE: i32 = 1000;
-/// Instances per StopInstances/StartInstances call. EC2 documents no hard
-/// limit; 100 keeps a call small and a failing batch cheap to split.
-pub const ACTION_BATCH_SIZE: usize = 100;
+/// Instances per StopInstances/StartInstances call. EC2 documents no limit
+/// for these two; for TerminateInstances it documents "Up to 1000 instance
+/// IDs", and we take the same for its siblings. A failing batch is split
+/// (see `change_state`), so one bad instance still costs only a few calls.
+pub const ACTION_BATCH_SIZE: usize = 1000;
 /// Resources per CreateTags call (the API's documented maximum is 1000).
 const TAG_BATCH_SIZE: usize = 1000;
-
-#[derive(Debug, thiserror::Error)]
-#[error("DescribeInstances in {region} failed: {source}")]
-pub struct DescribeError {
-    pub region: String,
-    #[source]
-    pub source: SdkError<aws_sdk_ec2::operation::describe_instances::DescribeInstancesError>,
-}
-
-/// Every live instance carrying `tag_key`, read with a server-side filter so
-/// untagged instances never leave EC2.
-pub async fn describe_scheduled_instances(
-    client: &Client,
-    region: &str,
-    tag_key: &str,
-) -> Result<Vec<Instance>, DescribeError> {
-    let mut pages = client
-        .describe_instances()
-        .filters(Filter::builder().name("tag-key").values(tag_key).build())
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .set_values(Some(
-                    ["pending", "running", "stopping", "stopped", "shutting-down"]
-                        .map(String::from)
-                        .to_vec(),
-                ))
-                .build(),
-        )
-        .max_results(DESCRIBE_PAGE_SIZE)
-        .into_paginator()
-        .send();
-    let mut instances = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|source| DescribeError {
-            region: region.to_string(),
-            source,
-        })?;
-        for reservation in page.reservations() {
-            instances.extend(
-                reservation
-                    .instances()
-                    .iter()
-                    .filter_map(|i| to_instance(i, region)),
-            );
-        }
-    }
-    Ok(instances)
-}
-
-fn to_instance(raw: &aws_sdk_ec2::types::Instance, region: &str) -> Option<Instance> {
-    // An entry without an id cannot be acted on or reported; EC2 always sends one.
-    let instance_id = raw.instance_id()?.to_string();
-    let state = raw
-        .state()
-        .and_then(|s| s.name())
-        .map_or(InstanceState::Other("unknown".into()), |n| {
-            InstanceState::from_name(n.as_str())
-        });
-    let tags = crate::tags::ec2_tag_map(raw.tags());
-    Some(Instance {
-        instance_id,
-        region: region.to_string(),
-        state,
-        tags,
-        spot: raw.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
-        hibernation_configured: raw
-            .hibernation_options()
-            .and_then(|h| h.configured())
-            .unwrap_or(false),
-        state_reason: raw.state_reason().map(|r| StateReason {
-            code: r.code().unwrap_or_default().to_string(),
-            message: r.message().unwrap_or_default().to_string(),
-        }),
-        launch_time: raw.launch_time().and_then(crate::aws::timestamp),
-    })
-}
 
 /// What a set of stop or start calls achieved, per instance.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -106,18 +29,77 @@ pub enum StateChange {
     Stop { hibernate: bool },
 }
 
-/// Stops or starts `ids` in batches. EC2 rejects a whole call when one
-/// instance cannot change state, so a failing batch is split: instances the
-/// error names fail alone, and the rest is retried (halved when the error
-/// names none). Throttling is retried by the SDK's retry policy before that.
+/// Calls in flight at once for one kind of change or tag write. EC2's
+/// mutating-request bucket holds 200 tokens and refills 5 per second: a few
+/// concurrent calls keep a big transition short without draining it.
+const CONCURRENT_CALLS: usize = 4;
+
+/// Stops or starts `ids` in batches, a few batches at a time. EC2 rejects a
+/// whole call when one instance cannot change state, so a failing batch is
+/// split: instances the error names fail alone, and the rest is retried
+/// (halved when the error names none). Throttling is retried by the SDK's
+/// retry policy before that.
 pub async fn change_state(client: &Client, change: StateChange, ids: &[String]) -> BatchOutcome {
+    change_state_until(client, change, ids, None).await
+}
+
+/// What a batch not sent, or not answered, before `until` fails with.
+pub const NOT_ATTEMPTED: &str =
+    "not attempted: the invocation's time ran out (the next tick applies it)";
+pub const NO_ANSWER: &str =
+    "no answer before the invocation's time ran out (the next tick sees whether it applied)";
+
+/// `change_state`, but nothing is sent after `until`, and a call still
+/// unanswered then (EC2 throttling it, the SDK backing off) is given up: its
+/// instances fail with `NO_ANSWER`, the ones never sent with `NOT_ATTEMPTED`,
+/// so the invocation still answers, within its timeout, with what it did.
+pub async fn change_state_until(
+    client: &Client,
+    change: StateChange,
+    ids: &[String],
+    until: Option<std::time::Instant>,
+) -> BatchOutcome {
+    let outcomes: Vec<BatchOutcome> = futures::stream::iter(ids.chunks(ACTION_BATCH_SIZE))
+        .map(|batch| change_batch(client, change, batch.to_vec(), until))
+        .buffer_unordered(CONCURRENT_CALLS)
+        .collect()
+        .await;
     let mut outcome = BatchOutcome::default();
-    let mut queue: Vec<Vec<String>> = ids
-        .chunks(ACTION_BATCH_SIZE)
-        .map(<[String]>::to_vec)
-        .collect();
+    for part in outcomes {
+        outcome.done.extend(part.done);
+        outcome.failed.extend(part.failed);
+    }
+    outcome
+}
+
+/// One batch, split until every instance is done or failed.
+async fn change_batch(
+    client: &Client,
+    change: StateChange,
+    batch: Vec<String>,
+    until: Option<std::time::Instant>,
+) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
+    let mut queue = vec![batch];
     while let Some(batch) = queue.pop() {
-        match call(client, change, &batch).await {
+        let answer = match until {
+            Some(until) if std::time::Instant::now() >= until => Err(NOT_ATTEMPTED),
+            Some(until) => tokio::time::timeout_at(until.into(), call(client, change, &batch))
+                .await
+                .map_err(|_| NO_ANSWER),
+            None => Ok(call(client, change, &batch).await),
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(text) => {
+                let text = text.to_string();
+                outcome
+                    .failed
+                    .extend(batch.into_iter().map(|id| (id, text.clone())));
+                continue;
+            }
+        };
+        match answer {
             Ok(()) => outcome.done.extend(batch),
             Err(error) => {
                 let named: Vec<&String> = batch
@@ -246,15 +228,25 @@ pub async fn remove_tag(client: &Client, tag_key: &str, ids: &[String]) -> Vec<(
     .await
 }
 
-/// Runs a tag call per `TAG_BATCH_SIZE` ids; a failed call fails each of its ids.
+/// Runs a tag call per `TAG_BATCH_SIZE` ids, a few at a time; a failed call
+/// fails each of its ids.
 async fn per_tag_batch<F, Fut>(ids: &[String], call: F) -> Vec<(String, String)>
 where
     F: Fn(Vec<String>) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
+    let results: Vec<(&[String], Result<(), String>)> =
+        futures::stream::iter(ids.chunks(TAG_BATCH_SIZE))
+            .map(|batch| {
+                let sent = call(batch.to_vec());
+                async move { (batch, sent.await) }
+            })
+            .buffer_unordered(CONCURRENT_CALLS)
+            .collect()
+            .await;
     let mut failures = Vec::new();
-    for batch in ids.chunks(TAG_BATCH_SIZE) {
-        if let Err(text) = call(batch.to_vec()).await {
+    for (batch, result) in results {
+        if let Err(text) = result {
             failures.extend(batch.iter().map(|id| (id.clone(), text.clone())));
         }
     }

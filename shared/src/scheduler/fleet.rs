@@ -294,6 +294,7 @@ pub fn parse_work_batch(event: &Value) -> Option<Result<Vec<WorkItem>, EventErro
                         TickRequest {
                             now,
                             dry_run: m.dry_run,
+                            act_until: None,
                         },
                     ))
                 });

@@ -5,6 +5,8 @@ mod fleet;
 mod instance;
 mod patching;
 mod plan;
+pub mod read;
+pub mod read_plan;
 mod settings;
 mod tick;
 

@@ -60,7 +60,7 @@ const HOLD_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_mins(30);
 
 /// What an instance's marker says about the schedule it carries now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MarkerRead {
+pub(super) enum MarkerRead {
     /// Applied up to this instant, for this very schedule and definition
     /// (`true`: the start for it did not hold).
     Applied(Timestamp, bool),
@@ -68,7 +68,7 @@ enum MarkerRead {
     NotApplied,
 }
 
-fn read_marker(value: Option<&str>, schedule: &Schedule) -> MarkerRead {
+pub(super) fn read_marker(value: Option<&str>, schedule: &Schedule) -> MarkerRead {
     let Some(value) = value.map(str::trim) else {
         return MarkerRead::NotApplied;
     };
@@ -302,13 +302,13 @@ fn read_override(value: Option<&str>, now: Timestamp) -> Result<Override, String
 /// What a schedule says at "now": the same for all its instances, so it is
 /// evaluated once per schedule and tick, not once per instance.
 #[derive(Clone, Copy)]
-struct ScheduleNow {
-    last: Option<Transition>,
-    wants_running: bool,
+pub(super) struct ScheduleNow {
+    pub(super) last: Option<Transition>,
+    pub(super) wants_running: bool,
 }
 
 impl ScheduleNow {
-    fn of(schedule: &Schedule, now: Timestamp) -> Self {
+    pub(super) fn of(schedule: &Schedule, now: Timestamp) -> Self {
         Self {
             last: schedule.last_transition(now),
             wants_running: schedule.wants_running(now),

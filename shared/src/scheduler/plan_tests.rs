@@ -337,14 +337,16 @@ fn event_time_is_now_and_bad_fields_are_named() {
         parse_tick_event(&scheduled, clock),
         Ok(TickRequest {
             now: ts("2026-11-26T09:00:00Z"),
-            dry_run: false
+            dry_run: false,
+            act_until: None,
         })
     );
     assert_eq!(
         parse_tick_event(&serde_json::json!({"dry_run": true}), clock),
         Ok(TickRequest {
             now: clock,
-            dry_run: true
+            dry_run: true,
+            act_until: None,
         })
     );
     assert_eq!(

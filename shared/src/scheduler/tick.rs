@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
+use futures::StreamExt;
 use serde::Serialize;
 
-use super::ec2::{
-    change_state, describe_scheduled_instances, record_applied, remove_tag, DescribeError,
-    StateChange,
-};
+use super::ec2::{change_state_until, record_applied, remove_tag, StateChange};
 use super::patching::{hold_for_patching, instances_patching, stops_in};
-use super::plan::{plan_tick, Action, Failed, Skipped, TickPlan, Warning, APPLIED_TAG};
+use super::plan::{
+    plan_tick, Action, Failed, PlannedAction, Skipped, TickPlan, Warning, APPLIED_TAG,
+};
+use super::read::{read_fleet, DescribeError};
 use super::settings::{SchedulerSettings, TickRequest};
 use crate::schedule::{parse_schedules, ConfigError, Schedules};
 use crate::ssm::{get_parameter, ParameterError};
@@ -119,17 +120,30 @@ pub async fn run_tick_with_schedules(
         tracing::warn!(schedule = %invalid.schedule, field = %invalid.field, problem = %invalid.problem, "invalid schedule; its instances are skipped");
     }
 
-    let reads = join_all(
-        regions
-            .iter()
-            .map(|r| describe_scheduled_instances(&r.ec2, &r.region, &settings.schedule_tag)),
-    )
+    let reads = join_all(regions.iter().map(|r| {
+        read_fleet(
+            &r.ec2,
+            &r.region,
+            &settings.schedule_tag,
+            schedules,
+            request.now,
+        )
+    }))
     .await;
     let mut instances = Vec::new();
     let mut failures = Vec::new();
     for read in reads {
         match read {
-            Ok(found) => instances.extend(found),
+            Ok(found) => {
+                tracing::info!(
+                    tagged = found.plan.tagged,
+                    read_in_full = found.instances.len(),
+                    by_id = found.plan.by_id,
+                    queries = found.plan.reads.len(),
+                    "fleet read"
+                );
+                instances.extend(found.instances);
+            }
             Err(error) => {
                 tracing::error!(region = %error.region, error = %error, "could not read the fleet of a region");
                 failures.push(error);
@@ -183,7 +197,12 @@ pub async fn run_tick_with_schedules(
             list.push(action.instance_id.clone());
         }
     } else {
-        let outcomes = join_all(regions.iter().map(|r| apply_in_region(r, &plan))).await;
+        let outcomes = join_all(
+            regions
+                .iter()
+                .map(|r| apply_in_region(r, &plan, request.act_until)),
+        )
+        .await;
         for outcome in outcomes {
             summary.started.extend(outcome.started);
             summary.stopped.extend(outcome.stopped);
@@ -232,7 +251,11 @@ struct RegionOutcome {
     warnings: Vec<Warning>,
 }
 
-async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcome {
+async fn apply_in_region(
+    region: &RegionClient,
+    plan: &TickPlan,
+    act_until: Option<std::time::Instant>,
+) -> RegionOutcome {
     let mut outcome = RegionOutcome::default();
     // Instances that reached their transition's state, by marker value.
     let mut to_mark: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -248,22 +271,35 @@ async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcom
         (StateChange::Stop { hibernate: false }, "stop"),
         (StateChange::Stop { hibernate: true }, "hibernate"),
     ];
-    for (change, name) in changes {
-        let wanted = |a: &Action| match (a, change) {
-            (Action::Start, StateChange::Start) => true,
-            (Action::Stop { hibernate }, StateChange::Stop { hibernate: h }) => *hibernate == h,
-            _ => false,
-        };
-        let actions: Vec<_> = plan
-            .actions
-            .iter()
-            .filter(|a| a.region == region.region && wanted(&a.action))
-            .collect();
-        if actions.is_empty() {
-            continue;
-        }
+    let jobs: Vec<(StateChange, &str, Vec<&PlannedAction>)> = changes
+        .into_iter()
+        .map(|(change, name)| {
+            let wanted = |a: &Action| match (a, change) {
+                (Action::Start, StateChange::Start) => true,
+                (Action::Stop { hibernate }, StateChange::Stop { hibernate: h }) => *hibernate == h,
+                _ => false,
+            };
+            let actions = plan
+                .actions
+                .iter()
+                .filter(|a| a.region == region.region && wanted(&a.action))
+                .collect();
+            (change, name, actions)
+        })
+        .filter(|(_, _, actions): &(_, _, Vec<_>)| !actions.is_empty())
+        .collect();
+    tracing::info!(
+        region = %region.region,
+        act_for_ms = act_until.map(|t| t.saturating_duration_since(std::time::Instant::now()).as_millis()),
+        "acting"
+    );
+    // Starts and stops are independent: sent concurrently.
+    let results = join_all(jobs.iter().map(|(change, _, actions)| {
         let ids: Vec<String> = actions.iter().map(|a| a.instance_id.clone()).collect();
-        let result = change_state(&region.ec2, change, &ids).await;
+        async move { change_state_until(&region.ec2, *change, &ids, act_until).await }
+    }))
+    .await;
+    for ((change, name, actions), result) in jobs.into_iter().zip(results) {
         for id in &result.done {
             tracing::info!(instance_id = %id, region = %region.region, action = name, result = "ok");
         }
@@ -304,8 +340,16 @@ async fn apply_in_region(region: &RegionClient, plan: &TickPlan) -> RegionOutcom
         .map(|w| w.instance_id.clone())
         .collect();
     let mut tag_failures = remove_tag(&region.ec2, WOKEN_TAG, &settled).await;
-    for (applied, ids) in to_mark {
-        for (id, error) in record_applied(&region.ec2, APPLIED_TAG, &applied, &ids).await {
+    // One CreateTags per marker value (per schedule and transition), a few at a time.
+    let mark_failures: Vec<Vec<(String, String)>> = futures::stream::iter(to_mark)
+        .map(|(applied, ids)| async move {
+            record_applied(&region.ec2, APPLIED_TAG, &applied, &ids).await
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    for failures in mark_failures {
+        for (id, error) in failures {
             // The instance is in its state; only the marker is missing. In
             // transition-only mode that means the next tick applies the same
             // transition again (a hand start undone): the user must know.

@@ -157,6 +157,12 @@ impl Emulator {
         serde_json::from_value(value["calls"].clone()).expect("call counts")
     }
 
+    /// Response body bytes per operation since the last reset.
+    pub fn bytes(&self) -> std::collections::BTreeMap<String, u64> {
+        let value = self.control("GET", "/_fleetops/calls", None);
+        serde_json::from_value(value["bytes"].clone()).expect("response bytes")
+    }
+
     pub fn reset_calls(&self) {
         self.control(
             "POST",

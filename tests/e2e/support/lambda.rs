@@ -213,6 +213,9 @@ impl Drop for LambdaFunction {
         let _ = self.function.wait();
         let _ = self.watch.kill();
         let _ = self.watch.wait();
-        let _ = std::fs::remove_file(&self.log_path);
+        // FLEETOPS_KEEP_LOGS=1 keeps the function's log for a failing test.
+        if std::env::var_os("FLEETOPS_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_file(&self.log_path);
+        }
     }
 }

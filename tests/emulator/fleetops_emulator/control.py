@@ -90,8 +90,11 @@ class CallCounter:
         self.calls: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.by_region: Counter[str] = Counter()
+        # Response body bytes per operation: what a caller had to read and parse.
+        self.bytes: Counter[str] = Counter()
 
     def reset(self) -> None:
+        self.bytes.clear()
         self.calls.clear()
         self.faults.clear()
         self.by_region.clear()
@@ -120,6 +123,7 @@ def _calls(body: dict[str, Any], query: dict[str, str]) -> Any:
         "calls": dict(sorted(CALLS.calls.items())),
         "faults": dict(sorted(CALLS.faults.items())),
         "by_region": dict(sorted(CALLS.by_region.items())),
+        "bytes": dict(sorted(CALLS.bytes.items())),
     }
 
 

@@ -172,6 +172,36 @@ def start_instances(self: EC2Response) -> ActionResult:
 
 # -------------------------------------------------------------- DescribeInstances
 
+# EC2 refuses a describe call whose filters carry more than 200 values in all
+# (the error AWS returns, as reported by its users, e.g. convox/rack#2205 and
+# gjbae1212/gossm#31: "FilterLimitExceeded: The maximum number of filter values
+# specified on a single call is 200"). moto has no such limit.
+MAX_FILTER_VALUES = 200
+
+
+def _check_filter_values(filter_dict: dict[str, list[str]]) -> None:
+    if sum(len(values) for values in filter_dict.values()) > MAX_FILTER_VALUES:
+        raise EC2ClientError(
+            "FilterLimitExceeded",
+            f"The maximum number of filter values specified on a single call is {MAX_FILTER_VALUES}",
+        )
+
+
+def _max_results(value: Any) -> int | None:
+    """MaxResults of the describes: "This value can be between 5 and 1000"
+    (DescribeInstances and DescribeTags API references)."""
+    if value is None:
+        return None
+    max_results = int(value)
+    if max_results < 5 or max_results > 1000:
+        raise EC2ClientError(
+            "InvalidParameterValue",
+            f"Value ( {max_results} ) for parameter maxResults is invalid. "
+            "Expecting a value between 5 and 1000.",
+        )
+    return max_results
+
+
 def describe_instances(self: EC2Response) -> ActionResult:
     self.error_on_dryrun()
     instance_ids = self._get_param("InstanceIds", [])
@@ -182,15 +212,9 @@ def describe_instances(self: EC2Response) -> ActionResult:
             "InvalidParameterCombination",
             "The parameter instancesSet cannot be used with the parameter maxResults",
         )
-    if max_results is not None:
-        max_results = int(max_results)
-        if max_results < 5 or max_results > 1000:
-            raise EC2ClientError(
-                "InvalidParameterValue",
-                f"Value ( {max_results} ) for parameter maxResults is invalid. "
-                "Expecting a value between 5 and 1000.",
-            )
+    max_results = _max_results(max_results)
     filter_dict = self._filters_from_querystring()
+    _check_filter_values(filter_dict)
     if instance_ids:
         reservations = self.ec2_backend.get_reservations_by_instance_ids(
             instance_ids, filters=filter_dict
@@ -215,6 +239,27 @@ def describe_instances(self: EC2Response) -> ActionResult:
     return ActionResult({"Reservations": list(grouped.values()), "NextToken": next_token})
 
 
+# ------------------------------------------------------------------ DescribeTags
+
+def describe_tags(self: EC2Response) -> ActionResult:
+    """moto's DescribeTags answers everything in one response; EC2 pages it
+    (MaxResults 5-1000, NextToken) and applies the filter-value limit."""
+    self.error_on_dryrun()
+    filter_dict = self._filters_from_querystring()
+    _check_filter_values(filter_dict)
+    max_results = _max_results(self._get_param("MaxResults"))
+    token = self._get_param("NextToken")
+    tags = self.ec2_backend.describe_tags(filters=filter_dict)
+    offset = util.decode_token("DescribeTags", token)
+    if offset is None:
+        raise EC2ClientError(
+            "InvalidPaginationToken", f"The pagination token '{token}' is not valid or has expired."
+        )
+    limit = max_results if max_results is not None else max(len(tags), 1)
+    chunk, next_token = util.page(tags, offset, limit, "DescribeTags")
+    return ActionResult({"Tags": chunk, "NextToken": next_token})
+
+
 def install() -> None:
     from moto.ec2 import utils as ec2_utils
 
@@ -223,6 +268,7 @@ def install() -> None:
     EC2Response.stop_instances = stop_instances  # type: ignore[method-assign]
     EC2Response.start_instances = start_instances  # type: ignore[method-assign]
     EC2Response.describe_instances = describe_instances  # type: ignore[method-assign]
+    EC2Response.describe_tags = describe_tags  # type: ignore[method-assign]
 
 
 # ------------------------------------------------------------------ control plane

@@ -131,6 +131,7 @@ class FleetopsMiddleware:
             finally:
                 if hasattr(result, "close"):
                     result.close()
+            control.CALLS.bytes[key] += sum(len(c) for c in chunks)
         if delay_after > 0:
             time.sleep(delay_after)
         start_response(captured["status"], captured["headers"])
