@@ -95,14 +95,11 @@ async fn describe_tag_views(
                     operation: "DescribeTags",
                     message: error_text(&e),
                 })?;
-                for tag in page.tags() {
+                // Owned: a quiet tick's work is mostly these strings.
+                for tag in page.tags.unwrap_or_default() {
                     // EC2 always sends all three; an entry without them says nothing.
-                    if let (Some(id), Some(key)) = (tag.resource_id(), tag.key()) {
-                        found.push((
-                            id.to_string(),
-                            key.to_string(),
-                            tag.value().unwrap_or_default().to_string(),
-                        ));
+                    if let (Some(id), Some(key)) = (tag.resource_id, tag.key) {
+                        found.push((id, key, tag.value.unwrap_or_default()));
                     }
                 }
             }

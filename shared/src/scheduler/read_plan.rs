@@ -81,6 +81,9 @@ pub struct ReadPlan {
     pub by_id: usize,
 }
 
+/// Marker values already read, per schedule.
+type MarkerCache = HashMap<(String, Option<String>), MarkerRead>;
+
 /// What an instance's deciding tags say, whatever its state.
 #[derive(Debug, PartialEq, Eq)]
 enum Need {
@@ -101,6 +104,7 @@ fn need(
     schedule_tag: &str,
     now: Timestamp,
     evaluated: &mut HashMap<String, ScheduleNow>,
+    markers: &mut MarkerCache,
 ) -> Need {
     if [OVERRIDE_TAG, WOKEN_TAG, ASG_TAG]
         .iter()
@@ -120,7 +124,12 @@ fn need(
     let now_says = *evaluated
         .entry(schedule.name.clone())
         .or_insert_with(|| ScheduleNow::of(schedule, now));
-    let applied = match read_marker(tags.get(APPLIED_TAG).map(String::as_str), schedule) {
+    // Most instances of a schedule carry the same marker: read each value once.
+    let marker = tags.get(APPLIED_TAG).map(String::as_str);
+    let read = *markers
+        .entry((schedule.name.clone(), marker.map(str::to_string)))
+        .or_insert_with(|| read_marker(marker, schedule));
+    let applied = match read {
         MarkerRead::Applied(at, _) => Some(at),
         MarkerRead::NotApplied => None,
     };
@@ -172,6 +181,7 @@ pub fn plan_reads(
     now: Timestamp,
 ) -> ReadPlan {
     let mut evaluated = HashMap::new();
+    let mut markers = MarkerCache::new();
     let mut by_id = Vec::new();
     let mut values: BTreeMap<&str, ValueStats> = BTreeMap::new();
     let mut tagged = 0;
@@ -180,7 +190,14 @@ pub fn plan_reads(
             continue;
         };
         tagged += 1;
-        let need = need(tags, schedules, schedule_tag, now, &mut evaluated);
+        let need = need(
+            tags,
+            schedules,
+            schedule_tag,
+            now,
+            &mut evaluated,
+            &mut markers,
+        );
         if need == Need::Look {
             by_id.push(id.clone());
             continue;
