@@ -56,6 +56,7 @@ test-rust: build browser
 
 test-emulator: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q tests/emulator
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider bench/test_ec2sim.py
 
 # tools/demo.sh leaves no process running, however it ends (tests/tools); the
 # whole demo runs on the debug binaries, hence `build`.

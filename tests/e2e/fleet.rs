@@ -574,8 +574,9 @@ async fn given_throttling_in_one_region_past_the_retries_then_only_its_units_fai
     org.emulator.control(
         "POST",
         "/_fleetops/faults",
-        Some(&json!({"rules": [{"service": "ec2", "operation": "DescribeInstances",
-            "region": "eu-west-1", "error": "RequestLimitExceeded", "status": 503, "max_count": 24}]})),
+        // The tick's first read is DescribeTags; throttled until the rules are cleared.
+        Some(&json!({"rules": [{"service": "ec2", "operation": "DescribeTags",
+            "region": "eu-west-1", "error": "RequestLimitExceeded", "status": 503}]})),
     );
     let function = org.scheduler(&[("WORK_QUEUE_URL", queue.as_str())]);
     let tick = function.invoke(&json!({"time": EVENING})).output().clone();
