@@ -46,6 +46,7 @@ sys.path.insert(0, str(HERE))
 import fleet  # noqa: E402
 import lambda_rt  # noqa: E402
 from emulator import proc_cpu_seconds  # noqa: E402
+from run import rfc3339, scheduler_env  # noqa: E402  (the same function environment)
 
 FUNCTION_NAME = "fleetops-instance-scheduler"
 BUDGET_S = 60.0  # the tick's time budget the report compares against
@@ -63,21 +64,6 @@ EXTRA_TAGS = {
 
 def log(message: str) -> None:
     print(f"[scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def scheduler_env(endpoint: str) -> dict[str, str]:
-    """As bench/run.py's scheduler_env."""
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SCHEDULES_PARAMETER": fleet.SCHEDULES_PARAMETER,
-    }
 
 
 class SimProcess:

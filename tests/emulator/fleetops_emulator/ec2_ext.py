@@ -202,6 +202,17 @@ def _max_results(value: Any) -> int | None:
     return max_results
 
 
+def _page(items: list[Any], token: str | None, max_results: int | None, kind: str) -> tuple[list[Any], str | None]:
+    """One page of a describe: everything when MaxResults is absent."""
+    offset = util.decode_token(kind, token)
+    if offset is None:
+        raise EC2ClientError(
+            "InvalidPaginationToken", f"The pagination token '{token}' is not valid or has expired."
+        )
+    limit = max_results if max_results is not None else max(len(items), 1)
+    return util.page(items, offset, limit, kind)
+
+
 def describe_instances(self: EC2Response) -> ActionResult:
     self.error_on_dryrun()
     instance_ids = self._get_param("InstanceIds", [])
@@ -222,13 +233,7 @@ def describe_instances(self: EC2Response) -> ActionResult:
     else:
         reservations = self.ec2_backend.describe_instances(filters=filter_dict)
     pairs = [(r, i) for r in reservations for i in r.instances]
-    offset = util.decode_token("DescribeInstances", token)
-    if offset is None:
-        raise EC2ClientError(
-            "InvalidPaginationToken", f"The pagination token '{token}' is not valid or has expired."
-        )
-    limit = max_results if max_results is not None else max(len(pairs), 1)
-    chunk, next_token = util.page(pairs, offset, limit, "DescribeInstances")
+    chunk, next_token = _page(pairs, token, max_results, "DescribeInstances")
     grouped: dict[str, Reservation] = {}
     for res, inst in chunk:
         if res.id not in grouped:
@@ -250,13 +255,7 @@ def describe_tags(self: EC2Response) -> ActionResult:
     max_results = _max_results(self._get_param("MaxResults"))
     token = self._get_param("NextToken")
     tags = self.ec2_backend.describe_tags(filters=filter_dict)
-    offset = util.decode_token("DescribeTags", token)
-    if offset is None:
-        raise EC2ClientError(
-            "InvalidPaginationToken", f"The pagination token '{token}' is not valid or has expired."
-        )
-    limit = max_results if max_results is not None else max(len(tags), 1)
-    chunk, next_token = util.page(tags, offset, limit, "DescribeTags")
+    chunk, next_token = _page(tags, token, max_results, "DescribeTags")
     return ActionResult({"Tags": chunk, "NextToken": next_token})
 
 
