@@ -575,8 +575,10 @@ async fn given_throttling_in_one_region_past_the_retries_then_only_its_units_fai
         "POST",
         "/_fleetops/faults",
         // The tick's first read is DescribeTags; throttled until the rules are cleared.
-        Some(&json!({"rules": [{"service": "ec2", "operation": "DescribeTags",
-            "region": "eu-west-1", "error": "RequestLimitExceeded", "status": 503}]})),
+        Some(
+            &json!({"rules": [{"service": "ec2", "operation": "DescribeTags",
+            "region": "eu-west-1", "error": "RequestLimitExceeded", "status": 503}]}),
+        ),
     );
     let function = org.scheduler(&[("WORK_QUEUE_URL", queue.as_str())]);
     let tick = function.invoke(&json!({"time": EVENING})).output().clone();
