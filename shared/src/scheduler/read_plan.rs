@@ -82,7 +82,7 @@ pub struct ReadPlan {
 }
 
 /// Marker values already read, per schedule.
-type MarkerCache = HashMap<(String, Option<String>), MarkerRead>;
+type MarkerCache<'a> = HashMap<(&'a str, Option<&'a str>), MarkerRead>;
 
 /// What an instance's deciding tags say, whatever its state.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,13 +98,13 @@ enum Need {
     Look,
 }
 
-fn need(
-    tags: &BTreeMap<String, String>,
-    schedules: &Schedules,
+fn need<'a>(
+    tags: &'a BTreeMap<String, String>,
+    schedules: &'a Schedules,
     schedule_tag: &str,
     now: Timestamp,
     evaluated: &mut HashMap<String, ScheduleNow>,
-    markers: &mut MarkerCache,
+    markers: &mut MarkerCache<'a>,
 ) -> Need {
     if [OVERRIDE_TAG, WOKEN_TAG, ASG_TAG]
         .iter()
@@ -121,13 +121,19 @@ fn need(
     let Some(Ok(schedule)) = schedules.get(value) else {
         return Need::Look;
     };
-    let now_says = *evaluated
-        .entry(schedule.name.clone())
-        .or_insert_with(|| ScheduleNow::of(schedule, now));
+    // Looked up without allocating: this runs once per instance.
+    let now_says = match evaluated.get(&schedule.name) {
+        Some(known) => *known,
+        None => {
+            let fresh = ScheduleNow::of(schedule, now);
+            evaluated.insert(schedule.name.clone(), fresh);
+            fresh
+        }
+    };
     // Most instances of a schedule carry the same marker: read each value once.
     let marker = tags.get(APPLIED_TAG).map(String::as_str);
     let read = *markers
-        .entry((schedule.name.clone(), marker.map(str::to_string)))
+        .entry((schedule.name.as_str(), marker))
         .or_insert_with(|| read_marker(marker, schedule));
     let applied = match read {
         MarkerRead::Applied(at, _) => Some(at),
