@@ -374,6 +374,8 @@ class Sim:
             self.by_id: dict[str, Inst] = {}
             self.tag_index: dict[str, dict[str, set[str]]] = {}  # key -> value -> ids, built when asked
             self.spot_ids: set[str] | None = None
+            # (region, last digits) -> instances in launch order, for resource-id i-*<digit>
+            self.suffix_pools: dict[tuple[str, frozenset[str]], list[Inst]] = {}
             self.order: dict[str, list[Inst]] = {}  # region -> its instances in launch order
             self.parameters: dict[str, dict] = {}
             self.buckets: dict[str, Bucket] = {}
@@ -417,7 +419,7 @@ class Sim:
         groups.append(("", rest, body.get("state", "running"), 0, 0))
         out: dict[str, list[str]] = {}
         with self.lock:
-            self.tag_index, self.spot_ids = {}, None
+            self.tag_index, self.spot_ids, self.suffix_pools = {}, None, {}
             order, base = self.order.setdefault(region, []), time.time() - 86400 * 30
             for name, count, state, spot, hibernation in groups:
                 if state not in STATE_CODES:
@@ -505,6 +507,19 @@ class Sim:
         token = t["token"] % encode_token("i", nxt) if nxt is not None else ""
         return t["instances"] % (rid, "".join(parts), token), len(page)
 
+    def tag_pool(self, filters, region: str) -> list[Inst]:
+        """The instances a DescribeTags call walks, in launch order: for a resource-id filter
+        of `i-*<digit>` patterns only those ids (an index, so the sim keeps up with its latency
+        model; the filter is still applied to them), else all."""
+        pool = self.order.get(region, [])
+        for name, values in filters:
+            if name == "resource-id" and all(re.fullmatch(r"i-\*[0-9a-f]", v) for v in values):
+                key = (region, frozenset(v[-1] for v in values))
+                if key not in self.suffix_pools:
+                    self.suffix_pools[key] = [i for i in pool if i.id[-1] in key[1]]
+                return self.suffix_pools[key]
+        return pool
+
     def describe_tags(self, p: dict, region: str, rid: str):
         filters, limit, t = parse_filters(p), max_results(p), TEMPLATES[self.config["indent"]]
         self.count("filter_values", "ec2:DescribeTags", sum(len(v) for _, v in filters))
@@ -512,7 +527,7 @@ class Sim:
         tests = predicates([(n, v) for n, v in filters if n not in ("key", "value")], TAG_FILTERS)
         items, nxt = [], None
         with self.lock:
-            pool = self.order.get(region, [])
+            pool = self.tag_pool(filters, region)
             pos, first = decode_token(p["NextToken"], "t") if p.get("NextToken") else (0, 0)
             while pos < len(pool) and nxt is None:
                 if all(f(pool[pos]) for f in tests):

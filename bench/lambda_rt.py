@@ -235,8 +235,11 @@ def function_env(name: str, runtime_api: str, extra: dict[str, str]) -> dict[str
     return env
 
 
-def run_function(binary: str, name: str, env: dict[str, str], events: list[dict], log: Path, timeout: float) -> FunctionRun:
-    """Spawns `binary`, hands it `events` one after another, then ends it."""
+def run_function(binary: str, name: str, env: dict[str, str], events: list[dict], log: Path, timeout: float,
+                 between=None) -> FunctionRun:
+    """Spawns `binary`, hands it `events` one after another, then ends it. `between`, if
+    given, is called before each event after the first, once the one before it is done
+    (the events are then handed out one at a time)."""
     api = RuntimeApi(name)
     proc: subprocess.Popen | None = None
     try:
@@ -244,10 +247,19 @@ def run_function(binary: str, name: str, env: dict[str, str], events: list[dict]
             start = time.perf_counter()
             proc = subprocess.Popen([binary], env=function_env(name, api.address, env), stdout=out, stderr=out)
         api.pid = proc.pid
-        invocations = [api.submit(e) for e in events]
-        for invocation in invocations:
-            if not api.wait_done(invocation, timeout, lambda: _alive(proc.pid)):
-                break
+        if between is None:
+            invocations = [api.submit(e) for e in events]
+            for invocation in invocations:
+                if not api.wait_done(invocation, timeout, lambda: _alive(proc.pid)):
+                    break
+        else:
+            invocations = []
+            for k, event in enumerate(events):
+                if k:
+                    between()
+                invocations.append(api.submit(event))
+                if not api.wait_done(invocations[-1], timeout, lambda: _alive(proc.pid)):
+                    break
         # Let the runtime come back for the next event (it is then idle), then end it.
         settle = time.monotonic() + 2
         while _alive(proc.pid) and time.monotonic() < settle and api.next_calls <= len(invocations):

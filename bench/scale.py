@@ -50,6 +50,7 @@ from run import rfc3339, scheduler_env  # noqa: E402  (the same function environ
 
 FUNCTION_NAME = "fleetops-instance-scheduler"
 BUDGET_S = 60.0  # the tick's time budget the report compares against
+RAISED_RESOURCE_BUCKET = 100_000  # --raised-resource-limits: instances, refilled a tenth a second
 # Tags beyond Name and Schedule on every instance, as a real fleet carries (cost
 # allocation, ownership, IaC): with them an instance item is about 9 KB of EC2 XML.
 EXTRA_TAGS = {
@@ -164,16 +165,24 @@ def summarize_calls(stats: dict) -> dict:
 
 
 def run_tick(sim: SimProcess, args: argparse.Namespace, moment: dt.datetime, log_path: Path,
-             model: bool = True) -> dict:
+             model: bool = True, warm: bool = False) -> dict:
     """One invocation in a fresh process; `model`: latency and throttling as the flags say
-    (else both off). A tick still running after --timeout is ended, and what it did so far
-    is recorded."""
+    (else both off). `warm`: the same tick twice in one process, the second measured (calls
+    counted from its start; process CPU and RSS are the pair's). A tick still running after
+    --timeout is ended, and what it did so far is recorded."""
     sim.control("POST", "/_sim/config", {"latency": model and not args.no_latency,
                                          "throttling": model and not args.no_throttling})
     sim.control("POST", "/_sim/calls/reset")  # the config call refilled every token bucket
-    sim_cpu = sim.cpu_seconds()
+    sim_cpu = [sim.cpu_seconds()]
     event = {"time": rfc3339(moment), "dry_run": False}
-    run = lambda_rt.run_function(args.binary, FUNCTION_NAME, scheduler_env(sim.url), [event], log_path, args.timeout)
+
+    def measure_from_here():
+        time.sleep(1.0)  # the request buckets refill a little, as in five minutes they would wholly
+        sim.control("POST", "/_sim/calls/reset")
+        sim_cpu[0] = sim.cpu_seconds()
+
+    run = lambda_rt.run_function(args.binary, FUNCTION_NAME, scheduler_env(sim.url), [event] * (2 if warm else 1),
+                                 log_path, args.timeout, between=measure_from_here if warm else None)
     inv = run.invocations[-1]
     handler_s = inv.wall_s
     return {
@@ -193,7 +202,8 @@ def run_tick(sim: SimProcess, args: argparse.Namespace, moment: dt.datetime, log
         "max_rss_kb": run.max_rss_kb,
         "timeout_s": args.timeout,
         "result": output_counts(inv.result()),
-        "sim_cpu_s": sim.cpu_seconds() - sim_cpu,
+        "warm": warm,
+        "sim_cpu_s": sim.cpu_seconds() - sim_cpu[0],
         "sim": summarize_calls(sim.control("GET", "/_sim/calls")),
     }
 
@@ -225,7 +235,12 @@ def check_result(tick: dict, stops: int, starts: int, name: str) -> list[str]:
 def measure(size: int, args: argparse.Namespace, workdir: Path) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     with SimProcess(workdir / "ec2sim.log") as sim:
-        sim.control("POST", "/_sim/config", {"latency": False, "throttling": False, "indent": args.indent})
+        config = {"latency": False, "throttling": False, "indent": args.indent}
+        if args.raised_resource_limits:
+            # As after a limit increase: request buckets unchanged, resource buckets large.
+            config["buckets"] = {"StopInstances": [RAISED_RESOURCE_BUCKET, RAISED_RESOURCE_BUCKET / 10],
+                                 "StartInstances": [RAISED_RESOURCE_BUCKET, RAISED_RESOURCE_BUCKET / 10]}
+        sim.control("POST", "/_sim/config", config)
         t = time.perf_counter()
         groups = seed_fleet(sim, size, EXTRA_TAGS if args.extra_tags else {})
         seed_s = time.perf_counter() - t
@@ -250,7 +265,8 @@ def measure(size: int, args: argparse.Namespace, workdir: Path) -> dict:
             log(f"n={size}: the full tick left work undone: states set, one settling tick {settling}")
         steady = []
         for n in range(args.steady_ticks):
-            tick = run_tick(sim, args, dt.datetime.now(dt.timezone.utc), workdir / f"steady-tick-{n}.log")
+            tick = run_tick(sim, args, dt.datetime.now(dt.timezone.utc), workdir / f"steady-tick-{n}.log",
+                            warm=args.warm)
             log(f"n={size}: steady tick {n + 1}: {tick['handler_s'] or 0:.1f} s, {tick['sim']['total_calls']} calls "
                 f"({tick['sim']['total_throttled']} throttled), result {tick['result']}")
             problems += check_result(tick, 0, 0, f"steady tick {n + 1}")
@@ -275,6 +291,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-extra-tags", dest="extra_tags", action="store_false", help="only Name and Schedule tags")
     p.add_argument("--no-latency", action="store_true", help="answer at once (no latency model)")
     p.add_argument("--no-throttling", action="store_true", help="no token buckets")
+    p.add_argument("--warm", action="store_true",
+                   help="steady ticks in a warm process: each tick twice in one process, the second measured")
+    p.add_argument("--raised-resource-limits", action="store_true",
+                   help=f"start and stop resource buckets of {RAISED_RESOURCE_BUCKET:,} instances (a limit increase)")
     p.add_argument("--workdir", help="keep the logs here (default: a temporary directory, removed)")
     args = p.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -298,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"binary_sha256": digest, "binary_mtime": binary_mtime,
                      "started": rfc3339(dt.datetime.now(dt.timezone.utc)), "budget_s": args.budget,
                      "deadline_s": args.deadline, "latency": not args.no_latency,
-                     "throttling": not args.no_throttling, "binary": os.path.basename(args.binary),
+                     "throttling": not args.no_throttling, "raised_resource_limits": args.raised_resource_limits,
+                     "warm_steady_ticks": args.warm,
+                     "binary": os.path.basename(args.binary),
                      "timeout_s": args.timeout, "sizes": {}}
     try:
         for size in args.sizes:

@@ -183,6 +183,21 @@ def test_describe_tags(sim):
     assert error_code(e) == "InvalidParameterValue"
 
 
+def test_describe_tags_by_last_id_digit(sim):
+    # The scheduler's split of its tag reads: resource-id i-*0 .. i-*f, a page chain each.
+    ids = seed(sim, a=40)
+    ec2 = client(sim, "ec2")
+    seen = []
+    for digit in "0123456789abcdef":
+        pages = ec2.get_paginator("describe_tags").paginate(
+            Filters=[{"Name": "key", "Values": ["Schedule"]}, {"Name": "resource-id", "Values": [f"i-*{digit}"]}],
+            PaginationConfig={"PageSize": 5})
+        found = [t["ResourceId"] for page in pages for t in page["Tags"]]
+        assert all(i.endswith(digit) for i in found)
+        seen += found
+    assert sorted(seen) == sorted(ids["a"])
+
+
 def test_stop_and_start(sim):
     ids = seed(sim, a=3, b={"count": 2, "state": "stopped"})
     ec2 = client(sim, "ec2")

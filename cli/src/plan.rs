@@ -56,6 +56,7 @@ pub async fn run(
         now: at.unwrap_or_else(Timestamp::now),
         dry_run: true,
         act_until: None,
+        memory: None,
     };
     let ssm = aws_sdk_ssm::Client::new(&sdk_config);
     let (source, read) = match &local {

@@ -39,6 +39,9 @@ pub struct TickRequest {
     /// When to stop sending stops and starts: the invocation's deadline less
     /// the time to record and answer (set by the function; `None`: no limit).
     pub act_until: Option<std::time::Instant>,
+    /// What this process remembers of its last reads (set by the scheduler's
+    /// function for warm invocations; `None`: every read starts cold).
+    pub memory: Option<&'static crate::scheduler::read::ReadMemory>,
 }
 
 /// Reads an EventBridge "Scheduled Event" (or a manual `{"time", "dry_run"}`
@@ -51,6 +54,7 @@ pub fn parse_tick_event(event: &Value, clock: Timestamp) -> Result<TickRequest, 
                 now: clock,
                 dry_run: false,
                 act_until: None,
+                memory: None,
             })
         }
         _ => {
@@ -87,6 +91,7 @@ pub fn parse_tick_event(event: &Value, clock: Timestamp) -> Result<TickRequest, 
         now,
         dry_run,
         act_until: None,
+        memory: None,
     })
 }
 

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use fleetops::schedule::{parse_schedules, Schedules};
 use fleetops::scheduler::read_plan::{
-    plan_reads, tag_key_groups, FullRead, ReadPlan, TagViews, MAX_FILTER_VALUES,
+    early_queries_per_state, early_reads, plan_reads, tag_key_groups, FullRead, ReadPlan, TagViews,
+    EARLY_QUERIES_PER_STATE, MAX_FILTER_VALUES,
 };
 use fleetops::scheduler::{plan_tick, Instance, InstanceState, StateReason, TickPlan, APPLIED_TAG};
 use jiff::{SignedDuration, Timestamp};
@@ -41,7 +42,10 @@ fn digest(schedules: &Schedules, name: &str) -> String {
 /// The deciding tags, as `DescribeTags` returns them (of every instance,
 /// terminated ones too).
 fn views_of(fleet: &[Instance]) -> TagViews {
-    let keys: Vec<String> = tag_key_groups(TAG).into_iter().flatten().collect();
+    let keys: Vec<String> = tag_key_groups(TAG)
+        .into_iter()
+        .flat_map(|chain| chain.keys)
+        .collect();
     let mut views = TagViews::new();
     for instance in fleet {
         for (key, value) in &instance.tags {
@@ -64,7 +68,7 @@ fn returned(fleet: &[Instance], plan: &ReadPlan) -> Vec<Instance> {
         .iter()
         .filter(|i| {
             let value = i.tags.get(TAG);
-            plan.reads.iter().any(|read| match read {
+            plan.early.iter().chain(&plan.reads).any(|read| match read {
                 FullRead::ByState { values, states } => {
                     value.is_some_and(|v| values.contains(v)) && states.contains(&i.state.name())
                 }
@@ -95,7 +99,9 @@ fn sorted(mut plan: TickPlan) -> TickPlan {
 }
 
 fn read_plan_of(fleet: &[Instance], now: Timestamp) -> ReadPlan {
-    plan_reads(&views_of(fleet), &schedules(), TAG, now)
+    let schedules = schedules();
+    let early = early_reads(&schedules, now, EARLY_QUERIES_PER_STATE);
+    plan_reads(&views_of(fleet), &schedules, TAG, now, early)
 }
 
 fn any_state() -> impl Strategy<Value = &'static str> {
@@ -264,7 +270,7 @@ proptest! {
             .map(|(n, mut raw)| { raw.0 = n; build(raw, &schedules, now) })
             .collect();
         let plan = read_plan_of(&fleet, now);
-        for read in &plan.reads {
+        for read in plan.early.iter().chain(&plan.reads) {
             let values = match read {
                 FullRead::ByState { values, states } => values.len() + states.len(),
                 FullRead::ById(ids) => ids.len() + 5,
@@ -327,8 +333,12 @@ fn given_a_settled_fleet_then_the_full_reads_return_nothing() {
     let plan = read_plan_of(&fleet, now);
     assert_eq!(plan.tagged, 5000);
     assert_eq!(plan.by_id, 0);
-    // One query for the schedule's instances not stopped, one for spot.
-    assert_eq!(plan.reads.len(), 2, "{:?}", plan.reads);
+    // After the tags, only the spot query: the schedule's instances not
+    // stopped were asked for with the tags (`early`).
+    assert_eq!(plan.reads, [FullRead::Spot]);
+    assert!(plan.early.iter().any(
+        |r| matches!(r, FullRead::ByState { values, states } if values.contains(&"office".to_string()) && !states.contains(&"stopped"))
+    ));
     assert!(returned(&fleet, &plan).is_empty());
 }
 
@@ -363,8 +373,10 @@ fn given_a_schedule_edit_then_its_unmarked_instances_are_read_whole_not_by_id() 
     }
     let plan = read_plan_of(&fleet, now);
     assert_eq!(plan.by_id, 0);
+    // Whole: the rest of it (stopped, as it wants) after the tags; the
+    // others came with them.
     assert!(
-        plan.reads.iter().any(|r| matches!(r, FullRead::ByState { values, states } if values == &["office"] && states.len() == 5)),
+        plan.reads.iter().any(|r| matches!(r, FullRead::ByState { values, states } if values == &["office"] && states == &["stopped"])),
         "{:?}",
         plan.reads
     );
@@ -385,9 +397,11 @@ fn given_many_schedules_then_no_query_carries_more_filter_values_than_ec2_accept
             [(TAG.to_string(), name.clone())].into(),
         );
     }
-    let plan = plan_reads(&views, &schedules, TAG, ts("2026-11-26T20:00:00Z"));
+    let now = ts("2026-11-26T20:00:00Z");
+    let early = early_reads(&schedules, now, EARLY_QUERIES_PER_STATE);
+    let plan = plan_reads(&views, &schedules, TAG, now, early);
     let by_state: Vec<&Vec<String>> = plan
-        .reads
+        .early
         .iter()
         .filter_map(|r| match r {
             FullRead::ByState { values, .. } => Some(values),
@@ -396,7 +410,25 @@ fn given_many_schedules_then_no_query_carries_more_filter_values_than_ec2_accept
         .collect();
     assert_eq!(by_state.iter().map(|v| v.len()).sum::<usize>(), 450);
     assert!(by_state.iter().all(|v| v.len() + 4 <= MAX_FILTER_VALUES));
-    assert_eq!(by_state.len(), 3);
+    assert_eq!(by_state.len(), EARLY_QUERIES_PER_STATE);
+    // Told the fleet is small, fewer queries; never over the limit.
+    let few = early_reads(&schedules, now, early_queries_per_state(Some(3000)));
+    assert_eq!(few.len(), 3);
+    assert!(few.iter().all(
+        |r| matches!(r, FullRead::ByState { values, .. } if values.len() + 4 <= MAX_FILTER_VALUES)
+    ));
+}
+
+#[test]
+fn early_queries_follow_the_last_count_of_the_fleet() {
+    assert_eq!(early_queries_per_state(None), EARLY_QUERIES_PER_STATE);
+    assert_eq!(early_queries_per_state(Some(0)), 1);
+    assert_eq!(early_queries_per_state(Some(2000)), 1);
+    assert_eq!(early_queries_per_state(Some(2001)), 2);
+    assert_eq!(
+        early_queries_per_state(Some(100_000)),
+        EARLY_QUERIES_PER_STATE
+    );
 }
 
 #[test]

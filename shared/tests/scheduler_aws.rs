@@ -13,7 +13,7 @@ use aws_sdk_ssm::types::Parameter;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use fleetops::aws::retry_config;
 use fleetops::scheduler::ec2::{
-    change_state, change_state_until, StateChange, NOT_ATTEMPTED, NO_ANSWER,
+    change_state, change_state_until, StateChange, NOT_ATTEMPTED, NOT_SENT_THROTTLED, NO_ANSWER,
 };
 use fleetops::scheduler::read::describe_scheduled_instances;
 use fleetops::scheduler::{run_tick, RegionClient, SchedulerSettings, TickError, TickRequest};
@@ -114,6 +114,28 @@ fn tagged(id: &str, state: InstanceStateName) -> Instance {
 }
 
 #[tokio::test]
+async fn given_ec2_throttling_a_kind_past_the_retries_then_its_later_batches_are_not_sent() {
+    // A big transition against EC2's start bucket (1000 instances, then 2 a
+    // second): once a batch is refused past the retries, the rest would be too.
+    let start = mock!(aws_sdk_ec2::Client::start_instances)
+        .sequence()
+        .http_status(503, Some(THROTTLED.to_string()))
+        .repeatedly()
+        .build();
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&start], fast_retries);
+    let outcome = change_state(&ec2, StateChange::Start, &ids(0..6000)).await;
+    assert_eq!(outcome.failed.len(), 6000);
+    // The first four batches were in flight together; the other two never left.
+    assert_eq!(start.num_calls(), 4 * fleetops::aws::MAX_ATTEMPTS as usize);
+    let not_sent = outcome
+        .failed
+        .iter()
+        .filter(|(_, why)| why == NOT_SENT_THROTTLED)
+        .count();
+    assert_eq!(not_sent, 2000);
+}
+
+#[tokio::test]
 async fn given_two_pages_of_instances_then_both_are_read() {
     let pages = mock!(aws_sdk_ec2::Client::describe_instances)
         .sequence()
@@ -165,6 +187,7 @@ fn request() -> TickRequest {
         now: "2026-11-26T18:05:00Z".parse().expect("time"),
         dry_run: false,
         act_until: None,
+        memory: None,
     }
 }
 
@@ -265,10 +288,12 @@ async fn given_a_valid_document_then_a_tick_stops_and_marks_through_the_sdk() {
         .expect("tick");
     assert_eq!(summary.stopped, ["i-1"]);
     assert_eq!((stop.num_calls(), tag.num_calls()), (1, 1));
-    // Three DescribeTags chains (schedule tag, marker, rare keys); the full
-    // reads: `office` whole, and spot instances.
-    assert_eq!((tags.num_calls(), other_tags.num_calls()), (1, 2));
-    assert_eq!(describe.num_calls(), 2);
+    // Three DescribeTags chains (schedule tag, marker, rare keys), the first
+    // two split by instance id (a probe, then one group of the rest); the
+    // full reads: with the tags, `office`'s instances not stopped; after
+    // them, the rest of `office` (all unmarked) and spot instances.
+    assert_eq!((tags.num_calls(), other_tags.num_calls()), (2, 3));
+    assert_eq!(describe.num_calls(), 3);
     assert_eq!(nothing_patching.num_calls(), 1);
 }
 
@@ -315,7 +340,9 @@ async fn given_describe_tags_throttled_past_the_retries_then_the_region_fails_an
         "{error}"
     );
     assert!(summary.stopped.is_empty() && summary.started.is_empty());
-    assert_eq!((describe.num_calls(), stop.num_calls()), (0, 0));
+    // Only the query sent with the tags (the schedules' instances out of
+    // state); nothing after them, nothing stopped.
+    assert_eq!((describe.num_calls(), stop.num_calls()), (1, 0));
 }
 
 /// An EC2 endpoint that accepts connections and never answers (EC2

@@ -552,12 +552,15 @@ async fn given_a_big_tagged_fleet_then_calls_are_pages_plus_batches() {
         .clone();
     assert_eq!(ids(&output, "stopped").len(), 250);
     let calls = fleet.emulator.calls();
-    // The deciding tags: one page per chain (schedule tag, marker, the rare
-    // keys). Then in full: `office` (all unmarked) in one page of up to 1000,
-    // and the spot instances. 1000 per stop call, one CreateTags for the
-    // shared marker.
-    assert_eq!(calls.get("ec2:DescribeTags"), Some(&3), "{calls:?}");
-    assert_eq!(calls.get("ec2:DescribeInstances"), Some(&2), "{calls:?}");
+    // The deciding tags: the schedule tag and the marker each in two calls
+    // (the `i-*0` probe, then the other fifteen id patterns in one call),
+    // the rare keys in one. In full, with the tags: per valid schedule (four,
+    // all wanting stopped; a fresh process knows no fleet size, so up to 8
+    // queries per wanted state) its instances not stopped; after them, the
+    // rest of `office` (all unmarked) in one page of up to 1000, and the spot
+    // instances. 1000 per stop call, one CreateTags for the shared marker.
+    assert_eq!(calls.get("ec2:DescribeTags"), Some(&5), "{calls:?}");
+    assert_eq!(calls.get("ec2:DescribeInstances"), Some(&6), "{calls:?}");
     assert_eq!(calls.get("ec2:StopInstances"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("ec2:CreateTags"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("ssm:GetParameter"), Some(&1), "{calls:?}");

@@ -183,6 +183,19 @@ def test_describe_tags_pages_and_filters(emu, ec2):
     assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
 
 
+def test_describe_tags_resource_id_wildcards_split_the_fleet(ec2):
+    # EC2 filter values take `*` and `?` wildcards (the SDKs' Filter documentation for
+    # DescribeTags); the scheduler splits its tag reads by `resource-id` i-*0 .. i-*f.
+    ids = run(ec2, 40, TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Schedule", "Value": "office"}]}])
+    seen = []
+    for digit in "0123456789abcdef":
+        filters = [{"Name": "key", "Values": ["Schedule"]}, {"Name": "resource-id", "Values": [f"i-*{digit}"]}]
+        tags = ec2.describe_tags(Filters=filters, MaxResults=1000)["Tags"]
+        assert all(t["ResourceId"].endswith(digit) for t in tags)
+        seen += [t["ResourceId"] for t in tags]
+    assert sorted(seen) == sorted(ids)
+
+
 def test_more_than_200_filter_values_in_one_call_are_refused(ec2):
     ids = [f"i-{n:017x}" for n in range(196)]
     filters = [

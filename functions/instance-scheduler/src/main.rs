@@ -4,6 +4,7 @@
 use fleetops::accounts::{resolve_accounts, units, AccountConfigs, AccountSettings, IdentityCache};
 use fleetops::aws::{act_until, diagnostic, load_sdk_config};
 use fleetops::metrics::{emf_line, emf_unit_line, scheduler_metrics, SCHEDULER};
+use fleetops::scheduler::read::ReadMemory;
 use fleetops::scheduler::{
     parse_tick_event, parse_work_batch, queue_units, read_schedules, run_units, run_work_batch,
     FleetTickSummary, SchedulerSettings, TickError,
@@ -51,6 +52,10 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(event, &deps))).await
 }
 
+/// Kept between the invocations of a warm process: how big the last reads
+/// were, so the next tick splits its reads without probing first.
+static READ_MEMORY: ReadMemory = ReadMemory::new();
+
 /// Time kept, after the last stop or start is sent, to write the markers and
 /// answer within the function's timeout.
 const ANSWER_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
@@ -67,6 +72,7 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<FleetTickSumma
             for item in &mut items {
                 if let Ok((_, request)) = &mut item.work {
                     request.act_until = act_until;
+                    request.memory = Some(&READ_MEMORY);
                 }
             }
             let schedules = read_schedules(&deps.ssm, &deps.settings)
@@ -79,6 +85,7 @@ async fn handle(event: LambdaEvent<Value>, deps: &Deps) -> Result<FleetTickSumma
             let mut request = parse_tick_event(&event.payload, jiff::Timestamp::now())
                 .map_err(|e| diagnostic("InvalidEvent", &e))?;
             request.act_until = act_until;
+            request.memory = Some(&READ_MEMORY);
             // Read (and validated) before anything is queued or done.
             let schedules = read_schedules(&deps.ssm, &deps.settings)
                 .await

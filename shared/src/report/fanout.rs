@@ -457,6 +457,7 @@ pub async fn run_report_batch(
                             now: time,
                             dry_run,
                             act_until: None,
+                            memory: None,
                         };
                         let scope = super::run::Scope::Assembled {
                             units: read,

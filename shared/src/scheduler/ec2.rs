@@ -5,6 +5,7 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::Tag;
 use aws_sdk_ec2::Client;
 use futures::StreamExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error_text;
 
@@ -48,6 +49,10 @@ pub const NOT_ATTEMPTED: &str =
     "not attempted: the invocation's time ran out (the next tick applies it)";
 pub const NO_ANSWER: &str =
     "no answer before the invocation's time ran out (the next tick sees whether it applied)";
+/// What batches not sent after EC2 throttled a batch of the same kind fail
+/// with: its buckets refill slowly (a start bucket 2 instances a second), so
+/// the rest would only be refused too, and spend the invocation's time.
+pub const NOT_SENT_THROTTLED: &str = "not attempted: EC2 throttled this region's previous call of the same kind past its retries (RequestLimitExceeded); the next tick applies it";
 
 /// `change_state`, but nothing is sent after `until`, and a call still
 /// unanswered then (EC2 throttling it, the SDK backing off) is given up: its
@@ -59,8 +64,9 @@ pub async fn change_state_until(
     ids: &[String],
     until: Option<std::time::Instant>,
 ) -> BatchOutcome {
+    let throttled = AtomicBool::new(false);
     let outcomes: Vec<BatchOutcome> = futures::stream::iter(ids.chunks(ACTION_BATCH_SIZE))
-        .map(|batch| change_batch(client, change, batch.to_vec(), until))
+        .map(|batch| change_batch(client, change, batch.to_vec(), until, &throttled))
         .buffer_unordered(CONCURRENT_CALLS)
         .collect()
         .await;
@@ -72,17 +78,21 @@ pub async fn change_state_until(
     outcome
 }
 
-/// One batch, split until every instance is done or failed.
+/// One batch, split until every instance is done or failed. `throttled` is
+/// shared by the batches of one kind: once EC2 throttled one past the SDK's
+/// retries, the others are not sent.
 async fn change_batch(
     client: &Client,
     change: StateChange,
     batch: Vec<String>,
     until: Option<std::time::Instant>,
+    throttled: &AtomicBool,
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
     let mut queue = vec![batch];
     while let Some(batch) = queue.pop() {
         let answer = match until {
+            _ if throttled.load(Ordering::Relaxed) => Err(NOT_SENT_THROTTLED),
             Some(until) if std::time::Instant::now() >= until => Err(NOT_ATTEMPTED),
             Some(until) => tokio::time::timeout_at(until.into(), call(client, change, &batch))
                 .await
@@ -122,6 +132,9 @@ async fn change_batch(
                     queue.push(left.to_vec());
                     queue.push(right.to_vec());
                 } else {
+                    if error.throttled {
+                        throttled.store(true, Ordering::Relaxed);
+                    }
                     outcome
                         .failed
                         .extend(batch.into_iter().map(|id| (id, error.text.clone())));
@@ -140,6 +153,9 @@ struct CallError {
     /// Whether the error may be about some instances of the batch only, so
     /// splitting the batch can help (not for throttling or auth failures).
     per_instance: bool,
+    /// EC2 throttled it (request or resource bucket; the SDK's retries are
+    /// already spent).
+    throttled: bool,
 }
 
 async fn call(client: &Client, change: StateChange, ids: &[String]) -> Result<(), CallError> {
@@ -177,6 +193,9 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
             | "InsufficientInstanceCapacity"
             | "InvalidParameterCombination"
     );
+    // "If you exceed an API throttling limit, you get the RequestLimitExceeded
+    // error code" (EC2, "Request throttling"), for request and resource buckets.
+    let throttled = code == "RequestLimitExceeded";
     let text = if code.is_empty() {
         error_text(&error)
     } else {
@@ -186,6 +205,7 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
         message,
         text,
         per_instance,
+        throttled,
     }
 }
 

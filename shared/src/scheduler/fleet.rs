@@ -295,6 +295,7 @@ pub fn parse_work_batch(event: &Value) -> Option<Result<Vec<WorkItem>, EventErro
                             now,
                             dry_run: m.dry_run,
                             act_until: None,
+                            memory: None,
                         },
                     ))
                 });

@@ -2,6 +2,7 @@
 
 pub mod ec2;
 mod fleet;
+pub mod id_split;
 mod instance;
 mod patching;
 mod plan;

@@ -339,6 +339,7 @@ fn event_time_is_now_and_bad_fields_are_named() {
             now: ts("2026-11-26T09:00:00Z"),
             dry_run: false,
             act_until: None,
+            memory: None,
         })
     );
     assert_eq!(
@@ -347,6 +348,7 @@ fn event_time_is_now_and_bad_fields_are_named() {
             now: clock,
             dry_run: true,
             act_until: None,
+            memory: None,
         })
     );
     assert_eq!(

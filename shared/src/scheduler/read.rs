@@ -1,17 +1,23 @@
 //! The scheduler's reads of the tagged fleet: the deciding tags of every
-//! instance first (`DescribeTags`), then in full only the instances
+//! instance (`DescribeTags`) together with the instances out of the state
+//! their schedule wants (`read_plan::early_reads`), then in full the others
 //! `read_plan` says may need something (`DescribeInstances` with filters),
 //! several queries at a time.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use aws_sdk_ec2::types::{Filter, InstanceLifecycleType};
 use aws_sdk_ec2::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use jiff::Timestamp;
 
+use super::id_split;
 use super::instance::{Instance, InstanceState, StateReason};
-use super::read_plan::{plan_reads, tag_key_groups, FullRead, ReadPlan, TagViews, LIVE_STATES};
+use super::read_plan::{
+    early_queries_per_state, early_reads, plan_reads, tag_key_groups, FullRead, ReadPlan, TagViews,
+    LIVE_STATES,
+};
 use crate::error_text;
 use crate::schedule::Schedules;
 
@@ -31,6 +37,44 @@ pub struct DescribeError {
     pub message: String,
 }
 
+/// What a warm process remembers between ticks: per region and tag key
+/// group, how many tags its last read found. It only sizes how the reads are
+/// split (`id_split::known_size`, `early_queries_per_state`); no decision
+/// depends on it, and a stale count costs pages, never an instance. Keyed by
+/// region: over several accounts, units of one region share it.
+#[derive(Debug, Default)]
+pub struct ReadMemory(Mutex<BTreeMap<String, usize>>);
+
+impl ReadMemory {
+    pub const fn new() -> Self {
+        Self(Mutex::new(BTreeMap::new()))
+    }
+
+    fn last(&self, key: &str) -> Option<usize> {
+        self.0.lock().ok()?.get(key).copied()
+    }
+
+    fn remember(&self, key: String, found: usize) {
+        if let Ok(mut counts) = self.0.lock() {
+            counts.insert(key, found);
+        }
+    }
+}
+
+/// One memory is one memory: compared by identity.
+impl PartialEq for ReadMemory {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for ReadMemory {}
+
+/// The memory's key of one tag chain in a region.
+fn memory_key(region: &str, keys: &[String]) -> String {
+    format!("{region} {}", keys.join(","))
+}
+
 /// What a region's reads found.
 #[derive(Debug, Default)]
 pub struct FleetRead {
@@ -47,17 +91,20 @@ pub async fn read_fleet(
     schedule_tag: &str,
     schedules: &Schedules,
     now: Timestamp,
+    memory: Option<&ReadMemory>,
 ) -> Result<FleetRead, DescribeError> {
-    let views = describe_tag_views(client, region, schedule_tag).await?;
-    let plan = plan_reads(&views, schedules, schedule_tag, now);
-    let reads: Vec<Vec<Instance>> = stream::iter(plan.reads.iter())
-        .map(|read| describe(client, region, filters_of(read, schedule_tag)))
-        .buffer_unordered(CONCURRENT_QUERIES)
-        .try_collect()
-        .await?;
+    let tagged_before = memory.and_then(|m| m.last(&memory_key(region, &[schedule_tag.into()])));
+    let early = early_reads(schedules, now, early_queries_per_state(tagged_before));
+    // The by-state queries need nothing from the tags: sent with them.
+    let (views, early_found) = futures::try_join!(
+        describe_tag_views(client, region, schedule_tag, memory),
+        describe_each(client, region, schedule_tag, &early),
+    )?;
+    let plan = plan_reads(&views, schedules, schedule_tag, now, early);
+    let late_found = describe_each(client, region, schedule_tag, &plan.reads).await?;
     // A query by state and one by id may both return an instance.
     let mut by_id = BTreeMap::new();
-    for instance in reads.into_iter().flatten() {
+    for instance in early_found.into_iter().chain(late_found) {
         by_id.insert(instance.instance_id.clone(), instance);
     }
     Ok(FleetRead {
@@ -66,44 +113,57 @@ pub async fn read_fleet(
     })
 }
 
+/// `reads`, up to `CONCURRENT_QUERIES` at a time, everything they returned.
+async fn describe_each(
+    client: &Client,
+    region: &str,
+    schedule_tag: &str,
+    reads: &[FullRead],
+) -> Result<Vec<Instance>, DescribeError> {
+    let found: Vec<Vec<Instance>> = stream::iter(reads.iter())
+        .map(|read| describe(client, region, filters_of(read, schedule_tag)))
+        .buffer_unordered(CONCURRENT_QUERIES)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
 /// The deciding tags of every instance carrying any of them: one
-/// `DescribeTags` chain per key group, concurrently.
+/// `DescribeTags` chain per key group, concurrently; the big groups split by
+/// instance id (`id_split`): the probe then the rest, or, when `memory`
+/// knows the last count, all patterns at once; a few chains at a time.
 async fn describe_tag_views(
     client: &Client,
     region: &str,
     schedule_tag: &str,
+    memory: Option<&ReadMemory>,
 ) -> Result<TagViews, DescribeError> {
     let chains = tag_key_groups(schedule_tag)
         .into_iter()
-        .map(|keys| async move {
-            let mut pages = client
-                .describe_tags()
-                .filters(
-                    Filter::builder()
-                        .name("resource-type")
-                        .values("instance")
-                        .build(),
-                )
-                .filters(Filter::builder().name("key").set_values(Some(keys)).build())
-                .max_results(PAGE_SIZE)
-                .into_paginator()
-                .send();
-            let mut found = Vec::new();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| DescribeError {
-                    region: region.to_string(),
-                    operation: "DescribeTags",
-                    message: error_text(&e),
-                })?;
-                // Owned: a quiet tick's work is mostly these strings.
-                for tag in page.tags.unwrap_or_default() {
-                    // EC2 always sends all three; an entry without them says nothing.
-                    if let (Some(id), Some(key)) = (tag.resource_id, tag.key) {
-                        found.push((id, key, tag.value.unwrap_or_default()));
-                    }
-                }
+        .map(|chain| async move {
+            if !chain.split {
+                return describe_tags(client, region, &chain.keys, &[]).await;
             }
-            Ok::<_, DescribeError>(found)
+            let key = memory_key(region, &chain.keys);
+            let (mut found, groups) = match memory.and_then(|m| m.last(&key)) {
+                Some(last) => (Vec::new(), id_split::known_size(last)),
+                None => {
+                    let probe =
+                        describe_tags(client, region, &chain.keys, &id_split::probe()).await?;
+                    let rest = id_split::after_probe(probe.len());
+                    (probe, rest)
+                }
+            };
+            let parts: Vec<Vec<TagEntry>> = stream::iter(groups.iter())
+                .map(|patterns| describe_tags(client, region, &chain.keys, patterns))
+                .buffer_unordered(CONCURRENT_QUERIES)
+                .try_collect()
+                .await?;
+            found.extend(parts.into_iter().flatten());
+            if let Some(memory) = memory {
+                memory.remember(key, found.len());
+            }
+            Ok(found)
         });
     let mut views = TagViews::new();
     for chain in futures::future::try_join_all(chains).await? {
@@ -112,6 +172,58 @@ async fn describe_tag_views(
         }
     }
     Ok(views)
+}
+
+/// One tag as `DescribeTags` returned it: resource id, key, value.
+type TagEntry = (String, String, String);
+
+/// One `DescribeTags` chain: instances' tags with one of `keys`, of
+/// instances matching one of `id_patterns` (every instance when empty).
+async fn describe_tags(
+    client: &Client,
+    region: &str,
+    keys: &[String],
+    id_patterns: &[&str],
+) -> Result<Vec<TagEntry>, DescribeError> {
+    let mut request = client
+        .describe_tags()
+        .filters(
+            Filter::builder()
+                .name("resource-type")
+                .values("instance")
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("key")
+                .set_values(Some(keys.to_vec()))
+                .build(),
+        );
+    if !id_patterns.is_empty() {
+        request = request.filters(
+            Filter::builder()
+                .name("resource-id")
+                .set_values(Some(id_patterns.iter().map(|p| p.to_string()).collect()))
+                .build(),
+        );
+    }
+    let mut pages = request.max_results(PAGE_SIZE).into_paginator().send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| DescribeError {
+            region: region.to_string(),
+            operation: "DescribeTags",
+            message: error_text(&e),
+        })?;
+        // Owned: a quiet tick's work is mostly these strings.
+        for tag in page.tags.unwrap_or_default() {
+            // EC2 always sends all three; an entry without them says nothing.
+            if let (Some(id), Some(key)) = (tag.resource_id, tag.key) {
+                found.push((id, key, tag.value.unwrap_or_default()));
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn filters_of(read: &FullRead, schedule_tag: &str) -> Vec<Filter> {

@@ -8,7 +8,11 @@
 //! - by schedule and state: the instances of each schedule that are *not* in
 //!   the state the schedule wants now (server-side filters on the tag value
 //!   and `instance-state-name`): exactly the ones to stop, start, report as
-//!   transitional or as a start that did not hold;
+//!   transitional or as a start that did not hold. These depend only on the
+//!   schedules and the time (`early_reads`), so they are sent together with
+//!   the first read;
+//! - a schedule with many instances not marked for its latest transition:
+//!   the rest of it, in the state it wants;
 //! - by id: every instance whose tags alone make it need a look (an override,
 //!   a patch window, an Auto Scaling group, an unknown or invalid schedule
 //!   name, a value EC2's filters cannot match exactly, a transition it is not
@@ -39,18 +43,28 @@ const NOT_RUNNING: [&str; 4] = ["pending", "stopping", "stopped", "shutting-down
 /// Not stopped: what a schedule that wants its instances stopped looks for.
 const NOT_STOPPED: [&str; 4] = ["pending", "running", "stopping", "shutting-down"];
 
+/// One `DescribeTags` chain of the first read: the keys it asks for, and
+/// whether it is split by instance id (`id_split`) because every or most
+/// instances carry one of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagChain {
+    pub keys: Vec<String>,
+    pub split: bool,
+}
+
 /// The tag keys the first read asks for, grouped into the key sets read as
 /// separate (concurrent) `DescribeTags` chains: the schedule tag (on every
-/// instance), the marker (on most), the rare ones together.
-pub fn tag_key_groups(schedule_tag: &str) -> Vec<Vec<String>> {
+/// instance), the marker (on most), the rare ones together (not split: a
+/// handful of tags is one page).
+pub fn tag_key_groups(schedule_tag: &str) -> Vec<TagChain> {
+    let chain = |keys: &[&str], split| TagChain {
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        split,
+    };
     vec![
-        vec![schedule_tag.to_string()],
-        vec![APPLIED_TAG.to_string()],
-        vec![
-            OVERRIDE_TAG.to_string(),
-            WOKEN_TAG.to_string(),
-            ASG_TAG.to_string(),
-        ],
+        chain(&[schedule_tag], true),
+        chain(&[APPLIED_TAG], true),
+        chain(&[OVERRIDE_TAG, WOKEN_TAG, ASG_TAG], false),
     ]
 }
 
@@ -74,6 +88,9 @@ pub enum FullRead {
 /// The second read, and what the first one found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadPlan {
+    /// Sent with the first read (`early_reads`).
+    pub early: Vec<FullRead>,
+    /// Sent after it, from what it found.
     pub reads: Vec<FullRead>,
     /// Instances carrying the schedule tag.
     pub tagged: usize,
@@ -92,8 +109,8 @@ enum Need {
     QuietWhen(bool),
     /// Its schedule value can be filtered on, but it is not marked for the
     /// schedule's latest transition (or marked later than now): a look in
-    /// any state.
-    Unmarked,
+    /// any state (the schedule wants running: `true`).
+    Unmarked(bool),
     /// Anything else: read it by id.
     Look,
 }
@@ -140,14 +157,14 @@ fn need<'a>(
         MarkerRead::NotApplied => None,
     };
     if applied.is_some_and(|at| at > now) {
-        return Need::Unmarked;
+        return Need::Unmarked(now_says.wants_running);
     }
     // A transition-only schedule acts (or marks) once per transition: an
     // instance not yet marked for the latest one needs a look in any state.
     if !schedule.enforced {
         if let Some(last) = now_says.last {
             if applied.is_none_or(|at| at < last.at) {
-                return Need::Unmarked;
+                return Need::Unmarked(now_says.wants_running);
             }
         }
     }
@@ -174,17 +191,73 @@ const WHOLE_READ_SHARE: usize = 5;
 struct ValueStats {
     instances: usize,
     unmarked: Vec<String>,
-    /// What its quiet instances are (the same for all: one schedule).
-    quiet_running: Option<bool>,
+    /// Whether its schedule wants its instances running now.
+    wants_running: bool,
+}
+
+/// Queries per wanted state of `early_reads` when nothing is known of the
+/// fleet: enough to read half of a big fleet concurrently.
+pub const EARLY_QUERIES_PER_STATE: usize = 8;
+
+/// How many queries per wanted state `early_reads` spreads the schedules
+/// over: `EARLY_QUERIES_PER_STATE`, or fewer when the last read of this
+/// region counted `last_tagged` instances (about `INSTANCES_PER_QUERY` each).
+pub fn early_queries_per_state(last_tagged: Option<usize>) -> usize {
+    last_tagged.map_or(EARLY_QUERIES_PER_STATE, |n| {
+        n.div_ceil(INSTANCES_PER_QUERY)
+            .clamp(1, EARLY_QUERIES_PER_STATE)
+    })
+}
+
+/// The by-state part of the second read, from the schedules and the time
+/// alone: per valid schedule whose name a `tag:` filter matches exactly, its
+/// instances not in the state it wants now, in about `queries_per_state`
+/// queries per wanted state (more if EC2's filter limit asks for it).
+pub fn early_reads(
+    schedules: &Schedules,
+    now: Timestamp,
+    queries_per_state: usize,
+) -> Vec<FullRead> {
+    let mut not_running = Vec::new();
+    let mut not_stopped = Vec::new();
+    for (name, schedule) in &schedules.by_name {
+        let Ok(schedule) = schedule else { continue };
+        if !filterable(name) {
+            continue;
+        }
+        if schedule.wants_running(now) {
+            not_running.push(name.clone());
+        } else {
+            not_stopped.push(name.clone());
+        }
+    }
+    let mut reads = Vec::new();
+    for (names, states) in [(not_running, &NOT_RUNNING), (not_stopped, &NOT_STOPPED)] {
+        if names.is_empty() {
+            continue;
+        }
+        let most = MAX_FILTER_VALUES - states.len();
+        let queries = queries_per_state.max(1).max(names.len().div_ceil(most));
+        let per_query = names.len().div_ceil(queries);
+        for values in names.chunks(per_query) {
+            reads.push(FullRead::ByState {
+                values: values.to_vec(),
+                states: states.to_vec(),
+            });
+        }
+    }
+    reads
 }
 
 /// Plans the second read from the first: which instances must be read in
-/// full, in as few and as parallel queries as EC2's filter limit allows.
+/// full besides what `early` (from `early_reads` at the same `now`) reads, in
+/// as few and as parallel queries as EC2's filter limit allows.
 pub fn plan_reads(
     views: &TagViews,
     schedules: &Schedules,
     schedule_tag: &str,
     now: Timestamp,
+    early: Vec<FullRead>,
 ) -> ReadPlan {
     let mut evaluated = HashMap::new();
     let mut markers = MarkerCache::new();
@@ -211,34 +284,33 @@ pub fn plan_reads(
         let stats = values.entry(value.as_str()).or_default();
         stats.instances += 1;
         match need {
-            Need::QuietWhen(running) => stats.quiet_running = Some(running),
-            Need::Unmarked => stats.unmarked.push(id.clone()),
+            Need::QuietWhen(running) => stats.wants_running = running,
+            Need::Unmarked(running) => {
+                stats.wants_running = running;
+                stats.unmarked.push(id.clone());
+            }
             Need::Look => {}
         }
     }
-    // Per value: read whole, or only the instances out of the wanted state
-    // (plus the unmarked by id).
-    let mut whole = Vec::new();
-    let mut not_running = Vec::new();
-    let mut not_stopped = Vec::new();
+    // The instances out of the wanted state are `early`'s. Per value, the
+    // rest: whole (its instances in the wanted state), or its unmarked ones
+    // by id.
+    let mut running = Vec::new();
+    let mut stopped = Vec::new();
     for (value, stats) in values {
         if stats.unmarked.len() * WHOLE_READ_SHARE >= stats.instances {
-            whole.push((value, stats.instances));
-            continue;
-        }
-        by_id.extend(stats.unmarked);
-        match stats.quiet_running {
-            Some(true) => not_running.push((value, stats.instances)),
-            Some(false) => not_stopped.push((value, stats.instances)),
-            None => {}
+            let group = if stats.wants_running {
+                &mut running
+            } else {
+                &mut stopped
+            };
+            group.push((value, stats.instances));
+        } else {
+            by_id.extend(stats.unmarked);
         }
     }
     let mut reads = Vec::new();
-    for (group, states) in [
-        (whole, &LIVE_STATES[..]),
-        (not_running, &NOT_RUNNING[..]),
-        (not_stopped, &NOT_STOPPED[..]),
-    ] {
+    for (group, states) in [(running, &["running"][..]), (stopped, &["stopped"][..])] {
         for values in group_values(&group, MAX_FILTER_VALUES - states.len()) {
             reads.push(FullRead::ByState {
                 values,
@@ -254,6 +326,7 @@ pub fn plan_reads(
         reads.push(FullRead::Spot);
     }
     ReadPlan {
+        early,
         reads,
         tagged,
         by_id: looked_at,

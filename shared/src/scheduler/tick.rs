@@ -127,6 +127,7 @@ pub async fn run_tick_with_schedules(
             &settings.schedule_tag,
             schedules,
             request.now,
+            request.memory,
         )
     }))
     .await;
