@@ -340,9 +340,9 @@ async fn given_describe_tags_throttled_past_the_retries_then_the_region_fails_an
         "{error}"
     );
     assert!(summary.stopped.is_empty() && summary.started.is_empty());
-    // Only the query sent with the tags (the schedules' instances out of
-    // state); nothing after them, nothing stopped.
-    assert_eq!((describe.num_calls(), stop.num_calls()), (1, 0));
+    // Only the queries sent with the tags (the schedule's instances out of
+    // state, spot instances); nothing after them, nothing stopped.
+    assert_eq!((describe.num_calls(), stop.num_calls()), (2, 0));
 }
 
 /// An EC2 endpoint that accepts connections and never answers (EC2

@@ -4,6 +4,7 @@ pub mod ec2;
 mod fleet;
 pub mod id_split;
 mod instance;
+pub mod pacing;
 mod patching;
 mod plan;
 pub mod read;

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 
 use super::id_split;
 use super::instance::{Instance, InstanceState, StateReason};
+use super::pacing::{Pace, TAG_READ_BURST, TAG_READ_REFILL_PER_S};
 use super::read_plan::{
     early_queries_per_state, early_reads, plan_reads, tag_key_groups, FullRead, ReadPlan, TagViews,
     LIVE_STATES,
@@ -138,24 +139,29 @@ async fn describe_tag_views(
     schedule_tag: &str,
     memory: Option<&ReadMemory>,
 ) -> Result<TagViews, DescribeError> {
+    // Every page of every chain of this read, paced together (`pacing`).
+    let pace = Pace::new(TAG_READ_BURST, TAG_READ_REFILL_PER_S);
+    let pace = &pace;
+    let describe_tags = |keys: Vec<String>, patterns: Vec<&'static str>| async move {
+        describe_tags(client, region, &keys, &patterns, pace).await
+    };
     let chains = tag_key_groups(schedule_tag)
         .into_iter()
         .map(|chain| async move {
             if !chain.split {
-                return describe_tags(client, region, &chain.keys, &[]).await;
+                return describe_tags(chain.keys, Vec::new()).await;
             }
             let key = memory_key(region, &chain.keys);
             let (mut found, groups) = match memory.and_then(|m| m.last(&key)) {
                 Some(last) => (Vec::new(), id_split::known_size(last)),
                 None => {
-                    let probe =
-                        describe_tags(client, region, &chain.keys, &id_split::probe()).await?;
+                    let probe = describe_tags(chain.keys.clone(), id_split::probe()).await?;
                     let rest = id_split::after_probe(probe.len());
                     (probe, rest)
                 }
             };
-            let parts: Vec<Vec<TagEntry>> = stream::iter(groups.iter())
-                .map(|patterns| describe_tags(client, region, &chain.keys, patterns))
+            let parts: Vec<Vec<TagEntry>> = stream::iter(groups)
+                .map(|patterns| describe_tags(chain.keys.clone(), patterns))
                 .buffer_unordered(CONCURRENT_QUERIES)
                 .try_collect()
                 .await?;
@@ -178,12 +184,14 @@ async fn describe_tag_views(
 type TagEntry = (String, String, String);
 
 /// One `DescribeTags` chain: instances' tags with one of `keys`, of
-/// instances matching one of `id_patterns` (every instance when empty).
+/// instances matching one of `id_patterns` (every instance when empty), each
+/// page sent when `pace` allows.
 async fn describe_tags(
     client: &Client,
     region: &str,
     keys: &[String],
     id_patterns: &[&str],
+    pace: &Pace,
 ) -> Result<Vec<TagEntry>, DescribeError> {
     let mut request = client
         .describe_tags()
@@ -207,14 +215,23 @@ async fn describe_tags(
                 .build(),
         );
     }
-    let mut pages = request.max_results(PAGE_SIZE).into_paginator().send();
+    let request = request.max_results(PAGE_SIZE);
     let mut found = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| DescribeError {
-            region: region.to_string(),
-            operation: "DescribeTags",
-            message: error_text(&e),
-        })?;
+    let mut token: Option<String> = None;
+    loop {
+        pace.ready().await;
+        let page = request
+            .clone()
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| DescribeError {
+                region: region.to_string(),
+                operation: "DescribeTags",
+                message: error_text(&e),
+            })?;
+        // The last page has no token (EC2 sends an empty one at times too).
+        token = page.next_token.filter(|t| !t.is_empty());
         // Owned: a quiet tick's work is mostly these strings.
         for tag in page.tags.unwrap_or_default() {
             // EC2 always sends all three; an entry without them says nothing.
@@ -222,8 +239,10 @@ async fn describe_tags(
                 found.push((id, key, tag.value.unwrap_or_default()));
             }
         }
+        if token.is_none() {
+            return Ok(found);
+        }
     }
-    Ok(found)
 }
 
 fn filters_of(read: &FullRead, schedule_tag: &str) -> Vec<Filter> {

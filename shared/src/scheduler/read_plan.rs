@@ -10,7 +10,7 @@
 //!   and `instance-state-name`): exactly the ones to stop, start, report as
 //!   transitional or as a start that did not hold. These depend only on the
 //!   schedules and the time (`early_reads`), so they are sent together with
-//!   the first read;
+//!   the first read, as is the spot query below;
 //! - a schedule with many instances not marked for its latest transition:
 //!   the rest of it, in the state it wants;
 //! - by id: every instance whose tags alone make it need a look (an override,
@@ -209,10 +209,11 @@ pub fn early_queries_per_state(last_tagged: Option<usize>) -> usize {
     })
 }
 
-/// The by-state part of the second read, from the schedules and the time
-/// alone: per valid schedule whose name a `tag:` filter matches exactly, its
+/// The part of the second read that needs only the schedules and the time:
+/// per valid schedule whose name a `tag:` filter matches exactly, its
 /// instances not in the state it wants now, in about `queries_per_state`
-/// queries per wanted state (more if EC2's filter limit asks for it).
+/// queries per wanted state (more if EC2's filter limit asks for it); and
+/// the spot instances carrying the tag.
 pub fn early_reads(
     schedules: &Schedules,
     now: Timestamp,
@@ -246,6 +247,7 @@ pub fn early_reads(
             });
         }
     }
+    reads.push(FullRead::Spot);
     reads
 }
 
@@ -321,9 +323,6 @@ pub fn plan_reads(
     let looked_at = by_id.len();
     for chunk in by_id.chunks(MAX_FILTER_VALUES - LIVE_STATES.len()) {
         reads.push(FullRead::ById(chunk.to_vec()));
-    }
-    if tagged > 0 {
-        reads.push(FullRead::Spot);
     }
     ReadPlan {
         early,
