@@ -87,14 +87,20 @@ async fn given_one_instance_in_a_wrong_state_when_stopping_a_batch_then_only_it_
     assert_eq!((rejects_bad.num_calls(), accepts_rest.num_calls()), (1, 2));
 }
 
-#[tokio::test]
-async fn given_throttling_that_never_ends_then_the_batch_fails_with_the_code_and_is_not_split() {
+/// StartInstances throttled at every attempt, and a client with fast retries.
+fn always_throttled_starts() -> (aws_smithy_mocks::Rule, aws_sdk_ec2::Client) {
     let start = mock!(aws_sdk_ec2::Client::start_instances)
         .sequence()
         .http_status(503, Some(THROTTLED.to_string()))
         .repeatedly()
         .build();
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&start], fast_retries);
+    (start, ec2)
+}
+
+#[tokio::test]
+async fn given_throttling_that_never_ends_then_the_batch_fails_with_the_code_and_is_not_split() {
+    let (start, ec2) = always_throttled_starts();
     let outcome = change_state(&ec2, StateChange::Start, &ids(0..4)).await;
     assert_eq!(outcome.failed.len(), 4);
     assert!(
@@ -117,12 +123,7 @@ fn tagged(id: &str, state: InstanceStateName) -> Instance {
 async fn given_ec2_throttling_a_kind_past_the_retries_then_its_later_batches_are_not_sent() {
     // A big transition against EC2's start bucket (1000 instances, then 2 a
     // second): once a batch is refused past the retries, the rest would be too.
-    let start = mock!(aws_sdk_ec2::Client::start_instances)
-        .sequence()
-        .http_status(503, Some(THROTTLED.to_string()))
-        .repeatedly()
-        .build();
-    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&start], fast_retries);
+    let (start, ec2) = always_throttled_starts();
     let outcome = change_state(&ec2, StateChange::Start, &ids(0..6000)).await;
     assert_eq!(outcome.failed.len(), 6000);
     // The first four batches were in flight together; the other two never left.
