@@ -140,7 +140,7 @@ pub async fn run_tick_with_schedules(
                     tagged = found.plan.tagged,
                     read_in_full = found.instances.len(),
                     by_id = found.plan.by_id,
-                    queries = found.plan.reads.len(),
+                    queries = found.plan.early.len() + found.plan.reads.len(),
                     "fleet read"
                 );
                 instances.extend(found.instances);
