@@ -37,6 +37,28 @@ def proc_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def thread_cpu_ns(pid: int) -> dict[int, int] | None:
+    """Each live thread's time on a CPU, in nanoseconds (`task/*/schedstat`);
+    None when the kernel does not keep them. `stat` counts in clock ticks
+    (10 ms), too coarse for a quiet tick of a few tens of milliseconds."""
+    found: dict[int, int] = {}
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return found
+
+
+def cpu_seconds_between(before: dict[int, int] | None, after: dict[int, int] | None) -> float | None:
+    """CPU time spent between two `thread_cpu_ns` readings: per thread, so a
+    thread that ended in between (tokio's idle blocking threads do, after 10 s)
+    takes away nothing; a thread that both ran and ended in between is missed."""
+    if before is None or after is None:
+        return None
+    return sum(ns - before.get(tid, 0) for tid, ns in after.items()) / 1e9
+
+
 class Emulator:
     """Starts `tests/emulator/server.py --port 0` (by default through
     emulator_server.py); stops it when its stdin closes."""

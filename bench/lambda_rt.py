@@ -8,8 +8,9 @@ and posts each result to `.../invocation/<id>/response` (or `/error`).
 Measured per process (`run_function`):
 * cold start: spawn until its first `GET .../invocation/next`;
 * per invocation: wall time from the event being handed out until its response
-  (or error) has been received, and the CPU the process used meanwhile
-  (/proc ticks, 10 ms resolution);
+  (or error) has been received, and the CPU the process used meanwhile (each
+  thread's nanoseconds on a CPU, `emulator.thread_cpu_ns`; /proc ticks, 10 ms
+  resolution, where the kernel keeps no per-thread counts);
 * whole process (init + invocations): user and sys CPU and peak RSS from the
   kernel's rusage (os.wait4) after the process is ended.
 """
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from emulator import proc_cpu_seconds
+from emulator import cpu_seconds_between, proc_cpu_seconds, thread_cpu_ns
 
 PREFIX = "/2018-06-01/runtime"
 ACCOUNT = "123456789012"
@@ -42,6 +43,9 @@ class Invocation:
     finished: float | None = None
     cpu_at_handout: float | None = None
     cpu_at_finish: float | None = None
+    # Per thread, in nanoseconds (`emulator.thread_cpu_ns`): what cpu_s uses when present.
+    threads_at_handout: dict[int, int] | None = None
+    threads_at_finish: dict[int, int] | None = None
     outcome: str | None = None  # "response" | "error"
     body: bytes = b""
     error_type: str | None = None
@@ -52,6 +56,9 @@ class Invocation:
 
     @property
     def cpu_s(self) -> float | None:
+        precise = cpu_seconds_between(self.threads_at_handout, self.threads_at_finish)
+        if precise is not None:
+            return precise
         if self.cpu_at_finish is None or self.cpu_at_handout is None:
             return None
         return self.cpu_at_finish - self.cpu_at_handout
@@ -161,6 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
         }
         invocation.cpu_at_handout = proc_cpu_seconds(api.pid) if api.pid else None
+        invocation.threads_at_handout = thread_cpu_ns(api.pid) if api.pid else None
         invocation.handed_out = time.perf_counter()
         self._send(200, body, headers)
 
@@ -179,6 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
             if invocation is None:
                 return self._send(400, b'{"errorMessage":"unknown request id"}')
             invocation.cpu_at_finish = proc_cpu_seconds(api.pid) if api.pid else None
+            invocation.threads_at_finish = thread_cpu_ns(api.pid) if api.pid else None
             with api.cond:
                 invocation.finished = now
                 invocation.body = body

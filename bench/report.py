@@ -414,7 +414,7 @@ def method_section(results: dict) -> list[str]:
         "emulator. Cold start = spawn until its first `GET /runtime/invocation/next`; handler = event handed "
         "out until its response was received; CPU (user + sys) of the whole process from the "
         "kernel's rusage (`wait4`) after it is ended; peak RSS = the kernel's high-water mark (`VmHWM` in "
-        "/proc, which starts afresh at exec) just before it is ended; handler CPU from /proc (10 ms ticks).",
+        "/proc, which starts afresh at exec) just before it is ended; handler CPU from /proc, per thread in nanoseconds (`task/*/schedstat`).",
         "* Cloud Custodian: `custodian run --cache-period 0 -s <dir> --region us-east-1 policy.yml` (local "
         "output only: no CloudWatch metrics or logs), two policies (offhour → stop with query "
         "`instance-state-name: running`, onhour → start with `instance-state-name: stopped`), "

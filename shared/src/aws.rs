@@ -18,12 +18,35 @@ pub fn retry_config() -> RetryConfig {
 }
 
 /// The default credential/region/endpoint chain (so `AWS_ENDPOINT_URL` and
-/// `AWS_REGION` work as in every SDK), with fleetops' retry policy.
+/// `AWS_REGION` work as in every SDK), with fleetops' retry policy and one
+/// HTTP client ([`shared_http_client`]) for every client made from it.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
+        .http_client(shared_http_client())
         .load()
         .await
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc, proxies from the
+/// environment), made once. Left to the SDK, every service client gets a
+/// client of its own, and the scheduler makes its EC2 and SSM clients per
+/// account-region and tick: each one loaded the trusted certificates again
+/// and opened its own connections. Shared, a warm process does that once,
+/// and the `DescribeTags` reads (`scheduler::tag_page_client`) can wrap it.
+pub fn shared_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, runtime_components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = runtime_components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// An error with its whole chain of causes, for logs and summaries
@@ -61,13 +84,18 @@ pub fn timestamp(t: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
 }
 
 /// A function's `main`: JSON logs first (before any thread starts, see
-/// [`init_json_logging`]), then a multi-threaded runtime running `run`.
+/// [`init_json_logging`]), then `run` on a single-threaded runtime. One
+/// thread because the handlers' concurrency is all I/O, polled within one
+/// task (`buffer_unordered`, `try_join`), and Lambda gives a 128 MB function
+/// about a fourteenth of a vCPU: a multi-threaded runtime only added
+/// cross-thread wake-ups (a fifth of a quiet tick's CPU was in the kernel),
+/// never parallel work.
 pub fn run_function<F>(run: impl FnOnce() -> F) -> Result<(), lambda_runtime::Error>
 where
     F: std::future::Future<Output = Result<(), lambda_runtime::Error>>,
 {
     init_json_logging();
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(run())

@@ -10,6 +10,8 @@ mod plan;
 pub mod read;
 pub mod read_plan;
 mod settings;
+pub mod tag_page;
+pub mod tag_page_client;
 mod tick;
 
 pub use fleet::{

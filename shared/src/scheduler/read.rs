@@ -19,6 +19,8 @@ use super::read_plan::{
     early_queries_per_state, early_reads, plan_reads, tag_key_groups, FullRead, ReadPlan, TagViews,
     LIVE_STATES,
 };
+use super::tag_page::TagEntry;
+use super::tag_page_client::{TagPageClient, TagPageSlot};
 use crate::error_text;
 use crate::schedule::Schedules;
 
@@ -180,9 +182,6 @@ async fn describe_tag_views(
     Ok(views)
 }
 
-/// One tag as `DescribeTags` returned it: resource id, key, value.
-type TagEntry = (String, String, String);
-
 /// One `DescribeTags` chain: instances' tags with one of `keys`, of
 /// instances matching one of `id_patterns` (every instance when empty), each
 /// page sent when `pace` allows.
@@ -220,23 +219,36 @@ async fn describe_tags(
     let mut token: Option<String> = None;
     loop {
         pace.ready().await;
-        let page = request
-            .clone()
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| DescribeError {
-                region: region.to_string(),
-                operation: "DescribeTags",
-                message: error_text(&e),
-            })?;
-        // The last page has no token (EC2 sends an empty one at times too).
-        token = page.next_token.filter(|t| !t.is_empty());
-        // Owned: a quiet tick's work is mostly these strings.
-        for tag in page.tags.unwrap_or_default() {
-            // EC2 always sends all three; an entry without them says nothing.
-            if let (Some(id), Some(key)) = (tag.resource_id, tag.key) {
-                found.push((id, key, tag.value.unwrap_or_default()));
+        // The page goes to `tag_page` through the client's own HTTP client
+        // (`aws::load_sdk_config` gives every client one); a client without
+        // one leaves it to the SDK.
+        let slot = TagPageSlot::default();
+        let mut operation = request.clone().set_next_token(token.take()).customize();
+        if let Some(http) = client.config().http_client() {
+            operation = operation.config_override(
+                aws_sdk_ec2::config::Builder::new()
+                    .http_client(TagPageClient::new(http, slot.clone())),
+            );
+        }
+        let page = operation.send().await.map_err(|e| DescribeError {
+            region: region.to_string(),
+            operation: "DescribeTags",
+            message: error_text(&e),
+        })?;
+        match slot.take() {
+            Some(read) => {
+                token = read.next_token;
+                found.extend(read.tags);
+            }
+            None => {
+                // The last page has no token (EC2 sends an empty one at times too).
+                token = page.next_token.filter(|t| !t.is_empty());
+                for tag in page.tags.unwrap_or_default() {
+                    // EC2 always sends all three; an entry without them says nothing.
+                    if let (Some(id), Some(key)) = (tag.resource_id, tag.key) {
+                        found.push((id, key, tag.value.unwrap_or_default()));
+                    }
+                }
             }
         }
         if token.is_none() {

@@ -68,8 +68,42 @@ pub fn tag_key_groups(schedule_tag: &str) -> Vec<TagChain> {
     ]
 }
 
-/// The deciding tags of one instance, as `DescribeTags` returned them.
-pub type TagViews = BTreeMap<String, BTreeMap<String, String>>;
+/// The deciding tags of every instance carrying one, by instance id.
+pub type TagViews = BTreeMap<String, DecidingTags>;
+
+/// The deciding tags of one instance, as `DescribeTags` returned them: one
+/// to five of them, so a list, not a map (10,000 instances are 10,000 of
+/// these per tick, and a map's first node alone is about 500 bytes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecidingTags(Vec<(String, String)>);
+
+impl DecidingTags {
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` (EC2 keys are unique per resource; a repeat replaces).
+    pub fn insert(&mut self, key: String, value: String) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, old)) => *old = value,
+            None => self.0.push((key, value)),
+        }
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for DecidingTags {
+    fn from(tags: [(String, String); N]) -> Self {
+        let mut all = Self::default();
+        for (key, value) in tags {
+            all.insert(key, value);
+        }
+        all
+    }
+}
 
 /// One `DescribeInstances` query of the second read (before pagination).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,7 +150,7 @@ enum Need {
 }
 
 fn need<'a>(
-    tags: &'a BTreeMap<String, String>,
+    tags: &'a DecidingTags,
     schedules: &'a Schedules,
     schedule_tag: &str,
     now: Timestamp,
@@ -125,7 +159,7 @@ fn need<'a>(
 ) -> Need {
     if [OVERRIDE_TAG, WOKEN_TAG, ASG_TAG]
         .iter()
-        .any(|key| tags.contains_key(*key))
+        .any(|key| tags.contains_key(key))
     {
         return Need::Look;
     }
