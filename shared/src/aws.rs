@@ -29,11 +29,10 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
 }
 
 /// The SDK's default HTTPS client (rustls with aws-lc, proxies from the
-/// environment), made once. Left to the SDK, every service client gets a
-/// client of its own, and the scheduler makes its EC2 and SSM clients per
-/// account-region and tick: each one loaded the trusted certificates again
-/// and opened its own connections. Shared, a warm process does that once,
-/// and the `DescribeTags` reads (`scheduler::tag_page_client`) can wrap it.
+/// environment), made here so that every client made from the config has
+/// it in its own config: left to the SDK, a client's config holds none (the
+/// default is picked per call), and the `DescribeTags` reads
+/// (`scheduler::tag_page_client`) wrap the client's own HTTP client.
 pub fn shared_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
     Builder::new().build_with_connector_fn(|settings, runtime_components| {
@@ -87,9 +86,8 @@ pub fn timestamp(t: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
 /// [`init_json_logging`]), then `run` on a single-threaded runtime. One
 /// thread because the handlers' concurrency is all I/O, polled within one
 /// task (`buffer_unordered`, `try_join`), and Lambda gives a 128 MB function
-/// about a fourteenth of a vCPU: a multi-threaded runtime only added
-/// cross-thread wake-ups (a fifth of a quiet tick's CPU was in the kernel),
-/// never parallel work.
+/// about a fourteenth of a vCPU: a multi-threaded runtime only adds
+/// cross-thread wake-ups, never parallel work.
 pub fn run_function<F>(run: impl FnOnce() -> F) -> Result<(), lambda_runtime::Error>
 where
     F: std::future::Future<Output = Result<(), lambda_runtime::Error>>,

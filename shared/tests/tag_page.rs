@@ -113,30 +113,22 @@ struct Item {
     unknown: bool,
 }
 
-fn item() -> impl Strategy<Value = Item> {
-    (
-        "i-[0-9a-f]{17}",
-        tag_text(),
-        tag_text(),
-        prop_oneof![
+prop_compose! {
+    fn item()(
+        id in "i-[0-9a-f]{17}",
+        key in tag_text(),
+        value in tag_text(),
+        value_form in prop_oneof![
             6 => Just(ValueForm::Text),
             1 => Just(ValueForm::SelfClosed),
             1 => Just(ValueForm::EmptyPair),
             1 => Just(ValueForm::Missing),
         ],
-        any::<bool>(),
-        prop::bool::weighted(0.2),
-    )
-        .prop_map(
-            |(id, key, value, value_form, resource_type, unknown)| Item {
-                id,
-                key,
-                value,
-                value_form,
-                resource_type,
-                unknown,
-            },
-        )
+        resource_type in any::<bool>(),
+        unknown in prop::bool::weighted(0.2),
+    ) -> Item {
+        Item { id, key, value, value_form, resource_type, unknown }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -151,40 +143,19 @@ struct Page {
     spellings: Vec<Spelling>,
 }
 
-fn page() -> impl Strategy<Value = Page> {
-    (
-        prop::collection::vec(item(), 0..8),
-        prop::option::of("[A-Za-z0-9+/=]{0,20}"),
-        any::<bool>(),
-        any::<bool>(),
-        any::<bool>(),
-        prop::bool::weighted(0.2),
-        prop_oneof![Just(0usize), Just(2), Just(4)],
-        spellings(),
-    )
-        .prop_map(
-            |(
-                items,
-                next_token,
-                declaration,
-                namespace,
-                request_id,
-                comment,
-                indent,
-                spellings,
-            )| {
-                Page {
-                    items,
-                    next_token,
-                    declaration,
-                    namespace,
-                    request_id,
-                    comment,
-                    indent,
-                    spellings,
-                }
-            },
-        )
+prop_compose! {
+    fn page()(
+        items in prop::collection::vec(item(), 0..8),
+        next_token in prop::option::of("[A-Za-z0-9+/=]{0,20}"),
+        declaration in any::<bool>(),
+        namespace in any::<bool>(),
+        request_id in any::<bool>(),
+        comment in prop::bool::weighted(0.2),
+        indent in prop_oneof![Just(0usize), Just(2), Just(4)],
+        spellings in spellings(),
+    ) -> Page {
+        Page { items, next_token, declaration, namespace, request_id, comment, indent, spellings }
+    }
 }
 
 /// The page as EC2 would write it (indented as EC2 does, or not at all).
@@ -375,4 +346,53 @@ async fn given_pages_read_and_declined_then_the_fleet_read_has_every_tag() {
     // Both instances were seen with their schedule (`tagged`), whichever
     // reader read their page.
     assert_eq!(fleet.plan.tagged, 2);
+}
+
+/// A body that sends nothing, ever.
+struct Stalled;
+
+impl http_body::Body for Stalled {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// The page reader reads a body before the SDK's stalled-stream guard
+/// would: a 200 answer whose body stops must still fail the attempt (and,
+/// after the retries, the read), not hang until the Lambda deadline.
+#[tokio::test(start_paused = true)]
+async fn given_a_body_that_stalls_then_the_read_fails_instead_of_hanging() {
+    let tags = mock!(aws_sdk_ec2::Client::describe_tags)
+        .sequence()
+        .http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(200).expect("a status"),
+                aws_smithy_types::body::SdkBody::from_body_1_x(Stalled),
+            )
+        })
+        .repeatedly()
+        .build();
+    let instances = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput::builder().build()
+    });
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&tags, &instances]);
+    let schedules = fleetops::schedule::parse_schedules(
+        r#"{"schedules": {"office-hours": {"periods": [{"begin": "08:00", "end": "18:00"}]}}}"#,
+    )
+    .expect("schedules");
+    let now = "2026-12-02T12:00:00Z".parse().expect("time");
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(3600),
+        read_fleet(&ec2, "eu-west-1", "Schedule", &schedules, now, None),
+    )
+    .await
+    .expect("the read answers within the hour (virtual time) instead of hanging");
+    let error = read.expect_err("a stalled body fails the read");
+    assert_eq!(error.operation, "DescribeTags");
 }

@@ -105,12 +105,7 @@ impl HttpConnector for TagPageConnector {
             if response.status().as_u16() != 200 {
                 return Ok(response);
             }
-            // A body cut short is an I/O error, retried by the SDK as one.
-            let bytes = ByteStream::new(response.take_body())
-                .collect()
-                .await
-                .map_err(|e| ConnectorError::io(e.into()))?
-                .into_bytes();
+            let bytes = read_body(response.take_body()).await?;
             *response.body_mut() = match parse_tag_page(&bytes) {
                 Some(page) => {
                     slot.put(page);
@@ -123,5 +118,26 @@ impl HttpConnector for TagPageConnector {
             };
             Ok(response)
         })
+    }
+}
+
+/// How long the body may send nothing before the attempt fails: the SDK's
+/// own stalled-stream grace period. The SDK guards the bodies it reads; this
+/// one is read here, before its guard, so it gets the same.
+const STALL_LIMIT: std::time::Duration =
+    aws_smithy_runtime_api::client::stalled_stream_protection::DEFAULT_GRACE_PERIOD;
+
+/// The whole body. A body cut short is an I/O error and a stalled one a
+/// timeout, both retried by the SDK as such.
+async fn read_body(body: SdkBody) -> Result<Vec<u8>, ConnectorError> {
+    let mut stream = ByteStream::new(body);
+    let mut bytes = Vec::new();
+    loop {
+        match tokio::time::timeout(STALL_LIMIT, stream.next()).await {
+            Err(stalled) => return Err(ConnectorError::timeout(stalled.into())),
+            Ok(None) => return Ok(bytes),
+            Ok(Some(Err(cut))) => return Err(ConnectorError::io(cut.into())),
+            Ok(Some(Ok(chunk))) => bytes.extend_from_slice(&chunk),
+        }
     }
 }
