@@ -4,8 +4,8 @@
 //! pages it must decline, so the SDK reads them instead.
 
 use aws_sdk_ec2::operation::describe_tags::DescribeTagsOutput;
-use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use fleetops::scheduler::read::read_fleet;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use fleetops::scheduler::read::{read_fleet, DescribeError, FleetRead};
 use fleetops::scheduler::tag_page::{parse_tag_page, TagEntry, TagPage};
 use proptest::prelude::*;
 
@@ -317,6 +317,21 @@ fn given_an_item_without_a_key_then_it_is_dropped_and_an_empty_token_ends_the_pa
     assert_eq!(page, TagPage::default());
 }
 
+/// The scheduler's read of one region, at noon, with one schedule: `tags`
+/// answers every `DescribeTags` call, and `DescribeInstances` finds nothing.
+async fn read_with(tags: &Rule) -> Result<FleetRead, DescribeError> {
+    let instances = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput::builder().build()
+    });
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [tags, &instances]);
+    let schedules = fleetops::schedule::parse_schedules(
+        r#"{"schedules": {"office-hours": {"periods": [{"begin": "08:00", "end": "18:00"}]}}}"#,
+    )
+    .expect("schedules");
+    let now = "2026-12-02T12:00:00Z".parse().expect("time");
+    read_fleet(&ec2, "eu-west-1", "Schedule", &schedules, now, None).await
+}
+
 /// Through the scheduler's read: a page `tag_page` reads, and one it
 /// declines (two tag sets), which the SDK then reads (its last set).
 #[tokio::test]
@@ -331,18 +346,7 @@ async fn given_pages_read_and_declined_then_the_fleet_read_has_every_tag() {
         .http_status(200, Some(declined))
         .repeatedly()
         .build();
-    let instances = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
-        aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput::builder().build()
-    });
-    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&tags, &instances]);
-    let schedules = fleetops::schedule::parse_schedules(
-        r#"{"schedules": {"office-hours": {"periods": [{"begin": "08:00", "end": "18:00"}]}}}"#,
-    )
-    .expect("schedules");
-    let now = "2026-12-02T12:00:00Z".parse().expect("time");
-    let fleet = read_fleet(&ec2, "eu-west-1", "Schedule", &schedules, now, None)
-        .await
-        .expect("read");
+    let fleet = read_with(&tags).await.expect("read");
     // Both instances were seen with their schedule (`tagged`), whichever
     // reader read their page.
     assert_eq!(fleet.plan.tagged, 2);
@@ -378,21 +382,9 @@ async fn given_a_body_that_stalls_then_the_read_fails_instead_of_hanging() {
         })
         .repeatedly()
         .build();
-    let instances = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
-        aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput::builder().build()
-    });
-    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&tags, &instances]);
-    let schedules = fleetops::schedule::parse_schedules(
-        r#"{"schedules": {"office-hours": {"periods": [{"begin": "08:00", "end": "18:00"}]}}}"#,
-    )
-    .expect("schedules");
-    let now = "2026-12-02T12:00:00Z".parse().expect("time");
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(3600),
-        read_fleet(&ec2, "eu-west-1", "Schedule", &schedules, now, None),
-    )
-    .await
-    .expect("the read answers within the hour (virtual time) instead of hanging");
+    let read = tokio::time::timeout(std::time::Duration::from_secs(3600), read_with(&tags))
+        .await
+        .expect("the read answers within the hour (virtual time) instead of hanging");
     let error = read.expect_err("a stalled body fails the read");
     assert_eq!(error.operation, "DescribeTags");
 }
